@@ -1,0 +1,216 @@
+"""Sign in to JupyterHub with an openBIS session token (from the ELN) or a password.
+
+The flow, top to bottom:
+
+1. The ELN opens ``/hub/login?token=T&next=/user/{userId}/…``. ``OpenBISLoginHandler``
+   asks openBIS whose session ``T`` is (``isSessionActive``, ``getSessionInformation``),
+   signs the browser in as that openBIS user id (case kept) and redirects to ``next``
+   through ``/hub/spawn`` when the user's server is not running yet. The redirect is a
+   302, so the URL with the token never stays in the address bar or the history.
+2. ``/hub/login`` without a token shows JupyterHub's username/password form; the
+   password is checked with openBIS ``login`` and the new session is used like an ELN token.
+3. The token lives in encrypted ``auth_state``. ``pre_spawn_start`` hands it to the
+   user's server in the environment; a newer token is pushed to a running server
+   (``hand_over_token``), where our server extension (``singleuser.py``) writes it to
+   ``~/.pybis/<host>.token`` for pyBIS.
+
+No Linux users exist anywhere: a user the hub has never seen is created on first sign-in,
+so every ELN link works after a hub restart or upgrade.
+"""
+
+import hashlib
+import hmac
+import json
+from html import escape
+
+from jupyterhub.auth import Authenticator
+from jupyterhub.crypto import CryptKeeper
+from jupyterhub.handlers.login import LoginHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.httputil import url_concat
+from traitlets import Float, Unicode, default, validate
+
+from .openbis import OpenBIS, OpenBISUnavailable
+
+# Path below a user's server where our server extension takes the newest token.
+TOKEN_HANDOVER_PATH = "openbis/token"
+
+
+class OpenBISLoginHandler(LoginHandler):
+    """``/hub/login``: ``?token=`` signs in with an openBIS session; else the password form."""
+
+    async def get(self):
+        token = self.get_argument("token", "")
+        if not token:
+            return await super().get()
+        user = await self.login_user({"token": token})
+        if user is None:
+            self._fail(
+                403,
+                "Your openBIS session is not valid (expired or logged out).",
+                "Open Jupyter again from the openBIS ELN to start a new session.",
+            )
+        self.redirect(self.authenticator.landing_url(self, user))
+
+    async def post(self):
+        # the password form; a wrong password is answered by LoginHandler itself
+        try:
+            return await super().post()
+        except OpenBISUnavailable as e:
+            self._fail(503, str(e), "Try again later or tell your openBIS admin.")
+
+    async def login_user(self, data=None):
+        try:
+            user = await super().login_user(data)
+        except OpenBISUnavailable as e:
+            self._fail(503, str(e), "Try again later or tell your openBIS admin.")
+        if user is not None:
+            self._jupyterhub_user = user
+            await self.authenticator.hand_over_token(user)
+        return user
+
+    def _fail(self, status, message, hint):
+        link = escape(self.authenticator.eln_url, quote=True)
+        self.extra_error_html = (
+            f"<p>{escape(hint)}</p><p><a href='{link}'>Back to the openBIS ELN</a></p>"
+        )
+        error = web.HTTPError(status, message)
+        error.jupyterhub_message = message
+        raise error
+
+
+class OpenBISAuthenticator(Authenticator):
+    """Authenticate JupyterHub users against openBIS.
+
+    Accepts openBIS session tokens and personal access tokens (``?token=`` on
+    ``/hub/login``, as the ELN sends them) and username/password. The JupyterHub user
+    name is the openBIS user id exactly as openBIS spells it.
+    """
+
+    openbis_url = Unicode(
+        config=True,
+        help="""URL of the openBIS server, e.g. ``https://openbis.example.org``.
+
+        The hub checks tokens against it, and user servers get it as ``OPENBIS_URL``.""",
+    )
+    openbis_ca_file = Unicode(
+        "",
+        config=True,
+        help="""PEM file with the CA that signed the openBIS certificate, for openBIS
+        servers with an internal CA. Trusted in addition to the system CAs, by the hub
+        and (as ``OPENBIS_CA_CERT``) by pyBIS in the user servers. Verification is never
+        turned off.""",
+    )
+    eln_url = Unicode(
+        config=True,
+        help="URL of the openBIS ELN, linked from error pages. Default: the ELN under openbis_url.",
+    )
+    openbis_timeout = Float(
+        10, config=True, help="Seconds to wait for openBIS before answering 503."
+    )
+
+    @default("eln_url")
+    def _eln_url_default(self):
+        return url_path_join(self.openbis_url, "openbis/webapp/eln-lims/")
+
+    @validate("openbis_url")
+    def _validate_openbis_url(self, proposal):
+        url = proposal.value.rstrip("/")
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(f"openbis_url must start with https:// (got {url!r})")
+        return url
+
+    @default("allow_all")
+    def _allow_all_default(self):
+        # everyone openBIS accepts may sign in, unless an admin restricts it
+        return not (self.allowed_users or self.allow_existing_users)
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self):
+        return True
+
+    def normalize_username(self, username):
+        # openBIS user ids are case-sensitive and the ELN puts them unchanged into links
+        return self.username_map.get(username, username)
+
+    def get_handlers(self, app):
+        return [("/login", OpenBISLoginHandler)]
+
+    @property
+    def openbis(self) -> OpenBIS:
+        return OpenBIS(self.openbis_url, self.openbis_ca_file, self.openbis_timeout)
+
+    async def authenticate(self, handler, data):
+        """Check a session token (``data["token"]``) or username/password with openBIS."""
+        token = data.get("token")
+        if not token:
+            username, password = data.get("username", ""), data.get("password", "")
+            if not username or not password:
+                return None
+            token = await self.openbis.login(username, password)
+            if token is None:
+                return None
+        user_id = await self.openbis.session_user(token)
+        if user_id is None:
+            self.log.warning("openBIS refused a session token")
+            return None
+        return {"name": user_id, "auth_state": {"openbis_token": token}}
+
+    def landing_url(self, handler, user) -> str:
+        """Where a fresh sign-in goes: ``next`` (or the user's server), started on the way."""
+        next_url = handler.get_next_url(user)
+        spawner = user.spawner
+        if spawner.ready or not next_url.startswith(user.prefix):
+            return next_url
+        spawn = url_path_join(handler.hub.base_url, "spawn", user.escaped_name)
+        return url_concat(spawn, {"next": next_url})
+
+    def handover_secret(self, username: str) -> str:
+        """Per-user secret the hub and that user's server share for token hand-over.
+
+        Derived from JUPYTERHUB_CRYPT_KEY, so it survives hub restarts without being stored.
+        """
+        keys = CryptKeeper.instance().keys
+        if not keys:
+            raise RuntimeError("JUPYTERHUB_CRYPT_KEY must be set: openBIS tokens are encrypted")
+        return hmac.new(keys[0], f"openbis-handover:{username}".encode(), hashlib.sha256).hexdigest()
+
+    async def pre_spawn_start(self, user, spawner):
+        """Give the server the openBIS URL, CA and the user's newest token."""
+        auth_state = await user.get_auth_state() or {}
+        env = {
+            "OPENBIS_URL": self.openbis_url,
+            "OPENBIS_TOKEN": auth_state.get("openbis_token", ""),
+            "OPENBIS_HANDOVER_SECRET": self.handover_secret(user.name),
+        }
+        if self.openbis_ca_file:
+            with open(self.openbis_ca_file) as f:
+                env["OPENBIS_CA_CERT"] = f.read()
+        # a new dict: the configured one may be shared between spawners
+        spawner.environment = {**spawner.environment, **env}
+
+    async def hand_over_token(self, user):
+        """Push the newest token from auth_state into the user's running server.
+
+        ``Openbis()`` run afterwards in any kernel uses it; nothing restarts.
+        """
+        spawner = user.spawner
+        if not spawner.ready or spawner.server is None:
+            return
+        auth_state = await user.get_auth_state() or {}
+        token = auth_state.get("openbis_token")
+        if not token:
+            return
+        try:
+            await AsyncHTTPClient().fetch(
+                url_path_join(spawner.server.url, TOKEN_HANDOVER_PATH),
+                method="PUT",
+                body=json.dumps({"token": token}),
+                headers={"Authorization": f"Bearer {self.handover_secret(user.name)}"},
+                request_timeout=10,
+            )
+        except (HTTPClientError, OSError) as e:
+            # the server keeps its older token; the next start gets the new one
+            self.log.warning("Could not hand the new openBIS token to %s's server: %s", user.name, e)

@@ -1,0 +1,138 @@
+"""Jupyter server extension inside each user's server: where the hub hands things over.
+
+- At start: the openBIS session token from ``OPENBIS_TOKEN`` goes into
+  ``~/.pybis/<host>.token`` (mode 0600), where pyBIS's ``Openbis()`` finds it, and the
+  variable is removed so kernels never carry a stale copy.
+- ``PUT {base_url}openbis/token``: the hub pushes a newer token after every sign-in.
+- ``POST {base_url}openbis/notebooks?folder=&filename=&test=``: the hub's ELN endpoint
+  has the server write a notebook into its own home, under the first free name, never
+  overwriting a file (exclusive create). Writing from inside the server means no host
+  path is shared between hub and user containers (works on Swarm and Kubernetes too).
+
+Both endpoints answer only the hub: it authenticates with the per-user secret in
+``OPENBIS_HANDOVER_SECRET`` (see ``OpenBISAuthenticator.handover_secret``).
+"""
+
+import hmac
+import json
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from .validator import check_folder, check_notebook_filename, numbered_names
+
+
+def token_path(openbis_url: str, home: Path | None = None) -> Path:
+    """Where pyBIS looks for the saved token of ``openbis_url``."""
+    return (home or Path.home()) / ".pybis" / f"{urlparse(openbis_url).hostname}.token"
+
+
+def save_token(openbis_url: str, token: str, home: Path | None = None) -> Path:
+    """Atomically replace the saved token; only the owner can read it."""
+    path = token_path(openbis_url, home)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".token-")  # created 0600
+    with os.fdopen(fd, "w") as f:
+        f.write(token)  # no newline: pyBIS uses the file's text as it is
+    os.replace(tmp, path)
+    return path
+
+
+class _HubOnlyHandler(web.RequestHandler):
+    """Accepts requests carrying the hub's per-user secret, nothing else."""
+
+    def initialize(self, secret: str):
+        self.secret = secret
+
+    def prepare(self):
+        given = self.request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            raise web.HTTPError(403)
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None))[1]
+        reason = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else None
+        self.finish({"reason": reason or self._reason})
+
+
+class TokenHandler(_HubOnlyHandler):
+    def initialize(self, secret: str, openbis_url: str):
+        super().initialize(secret)
+        self.openbis_url = openbis_url
+
+    def put(self):
+        try:
+            token = json.loads(self.request.body)["token"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise web.HTTPError(400, "body must be JSON {'token': …}") from e
+        save_token(self.openbis_url, token)
+        self.set_status(204)
+
+
+class NotebookHandler(_HubOnlyHandler):
+    def initialize(self, secret: str, root_dir: str):
+        super().initialize(secret)
+        self.root = Path(root_dir).resolve()
+
+    def post(self):
+        try:
+            folder = check_folder(self.get_query_argument("folder"))
+            filename = check_notebook_filename(self.get_query_argument("filename"))
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from e
+        directory = self.root.joinpath(*folder)
+        test = self.get_query_argument("test", "false").lower() == "true"
+        if test:
+            name = next(n for n in numbered_names(filename) if not (directory / n).exists())
+        else:
+            name = self._write_new(directory, filename, self.request.body)
+        self.finish({"fileName": name, "path": "/".join([*folder, name])})
+
+    def _write_new(self, directory: Path, filename: str, content: bytes) -> str:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.resolve().is_relative_to(self.root):
+            raise web.HTTPError(400, "The folder leads outside your home.")
+        for name in numbered_names(filename):
+            try:
+                fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(content)
+            return name
+        raise web.HTTPError(409, f"No free file name left for {filename!r}.")
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "openbis_jupyterhub.singleuser"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    openbis_url = os.environ.get("OPENBIS_URL", "")
+    token = os.environ.pop("OPENBIS_TOKEN", "")
+    secret = os.environ.pop("OPENBIS_HANDOVER_SECRET", "")
+    if openbis_url and token:
+        save_token(openbis_url, token)
+    if not secret:
+        serverapp.log.warning("openBIS: no OPENBIS_HANDOVER_SECRET; token refresh is off")
+        return
+    base = serverapp.base_url
+    serverapp.web_app.add_handlers(
+        ".*$",
+        [
+            (
+                url_path_join(base, "openbis/token"),
+                TokenHandler,
+                {"secret": secret, "openbis_url": openbis_url},
+            ),
+            (
+                url_path_join(base, "openbis/notebooks"),
+                NotebookHandler,
+                {"secret": secret, "root_dir": serverapp.root_dir},
+            ),
+        ],
+    )
