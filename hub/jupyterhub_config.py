@@ -14,7 +14,8 @@ state_dir = os.environ.get("JUPYTERHUB_STATE_DIR", "/srv/jupyterhub")
 c.JupyterHub.db_url = f"sqlite:///{state_dir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{state_dir}/jupyterhub_cookie_secret"
 c.JupyterHub.bind_url = os.environ.get("JUPYTERHUB_BIND_URL", "http://:8000")
-c.JupyterHub.hub_ip = os.environ.get("JUPYTERHUB_HUB_IP", "0.0.0.0")
+# user containers reach the hub API over the Docker network
+c.JupyterHub.hub_ip = os.environ.get("JUPYTERHUB_HUB_IP", "0.0.0.0")  # noqa: S104
 if os.environ.get("JUPYTERHUB_SSL_CERT"):
     c.JupyterHub.ssl_cert = os.environ["JUPYTERHUB_SSL_CERT"]
     c.JupyterHub.ssl_key = os.environ["JUPYTERHUB_SSL_KEY"]

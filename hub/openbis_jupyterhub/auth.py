@@ -35,7 +35,7 @@ from traitlets import Float, Unicode, default, validate
 from .openbis import OpenBIS, OpenBISUnavailable
 
 # Path below a user's server where our server extension takes the newest token.
-TOKEN_HANDOVER_PATH = "openbis/token"
+TOKEN_HANDOVER_PATH = "openbis/token"  # noqa: S105 (a URL path, not a secret)
 
 
 class OpenBISLoginHandler(LoginHandler):
@@ -175,7 +175,8 @@ class OpenBISAuthenticator(Authenticator):
         keys = CryptKeeper.instance().keys
         if not keys:
             raise RuntimeError("JUPYTERHUB_CRYPT_KEY must be set: openBIS tokens are encrypted")
-        return hmac.new(keys[0], f"openbis-handover:{username}".encode(), hashlib.sha256).hexdigest()
+        message = f"openbis-handover:{username}".encode()
+        return hmac.new(keys[0], message, hashlib.sha256).hexdigest()
 
     async def pre_spawn_start(self, user, spawner):
         """Give the server the openBIS URL, CA and the user's newest token."""
@@ -213,4 +214,4 @@ class OpenBISAuthenticator(Authenticator):
             )
         except (HTTPClientError, OSError) as e:
             # the server keeps its older token; the next start gets the new one
-            self.log.warning("Could not hand the new openBIS token to %s's server: %s", user.name, e)
+            self.log.warning("Could not hand the new openBIS token to %s: %s", user.name, e)

@@ -20,7 +20,7 @@ def check_name(name: str, what: str = "name") -> str:
     if "/" in name:
         raise ValueError(f"The {what} {name!r} contains a slash.")
     if name.startswith("."):
-        raise ValueError(f"The {what} {name!r} starts with a dot (hidden files and '..' are refused).")
+        raise ValueError(f"The {what} {name!r} starts with a dot ('..' and hidden names).")
     if len(name.encode()) > MAX_NAME_BYTES:
         raise ValueError(f"The {what} is longer than {MAX_NAME_BYTES} bytes.")
     return name
