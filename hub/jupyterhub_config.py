@@ -1,6 +1,7 @@
 # JupyterHub configuration for openBIS. Every setting comes from the environment (the
 # compose stack fills it from .env); this file turns it into traitlets. See README.md.
 import os
+import sys
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 
@@ -28,3 +29,54 @@ if os.environ.get("OPENBIS_ELN_URL"):
     c.OpenBISAuthenticator.eln_url = os.environ["OPENBIS_ELN_URL"]
 c.Authenticator.admin_users = env_list("JUPYTERHUB_ADMIN_USERS")
 c.Authenticator.allowed_users = env_list("JUPYTERHUB_ALLOWED_USERS")
+# user servers outlive hub restarts and upgrades; the hub finds them again from its database
+c.JupyterHub.cleanup_servers = False
+
+# --- user servers: DockerSpawner ---------------------------------------------------------
+# One container per user from the single-user image, on a fixed-name Docker network the hub
+# shares with them: the hub reaches each server directly (proxy routes, token hand-over).
+# Containers are removed when they stop; the user's files live on a named volume.
+c.JupyterHub.spawner_class = "docker"
+c.DockerSpawner.image = os.environ.get(
+    "JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"
+)
+c.DockerSpawner.network_name = os.environ.get("JUPYTERHUB_NETWORK", "openbis-jupyterhub")
+c.DockerSpawner.use_internal_ip = True
+if os.environ.get("JUPYTERHUB_HUB_CONNECT_IP"):
+    # the hub's name on that network, as user containers resolve it
+    c.JupyterHub.hub_connect_ip = os.environ["JUPYTERHUB_HUB_CONNECT_IP"]
+# {username} is DockerSpawner's escaped user id (lower case, `-xx` escapes), valid for Docker
+# names and distinct for ids differing only in case: "JDoe" -> "-4a-44oe", "jdoe" -> "jdoe".
+# The prefixes change only to run two stacks on one Docker engine (the tests do).
+c.DockerSpawner.prefix = os.environ.get("JUPYTERHUB_CONTAINER_PREFIX", "jupyter")
+volume_prefix = os.environ.get("JUPYTERHUB_VOLUME_PREFIX", "jupyterhub-user-")
+c.DockerSpawner.volumes = {volume_prefix + "{username}": "/home/jovyan"}
+c.DockerSpawner.notebook_dir = "/home/jovyan"
+c.DockerSpawner.default_url = "/lab"
+c.DockerSpawner.remove = True
+if os.environ.get("JUPYTERHUB_MEM_LIMIT"):
+    c.DockerSpawner.mem_limit = os.environ["JUPYTERHUB_MEM_LIMIT"]
+if os.environ.get("JUPYTERHUB_CPU_LIMIT"):
+    c.DockerSpawner.cpu_limit = float(os.environ["JUPYTERHUB_CPU_LIMIT"])
+
+# --- idle culler: stop servers nobody used for a while (their volumes stay) ----------------
+cull_timeout = int(os.environ.get("JUPYTERHUB_CULL_TIMEOUT", "3600"))
+if cull_timeout > 0:
+    c.JupyterHub.services = [
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={cull_timeout}",
+            ],
+        }
+    ]
+    c.JupyterHub.load_roles = [
+        {
+            "name": "idle-culler",
+            "services": ["idle-culler"],
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        }
+    ]

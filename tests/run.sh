@@ -17,6 +17,7 @@ need_pkgs=()
 for pkg in docker.io debootstrap chromium; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$pkg")
 done
+command -v npm >/dev/null || need_pkgs+=(nodejs npm)
 if ((${#need_pkgs[@]})); then
     log "installing Debian packages: ${need_pkgs[*]}"
     SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
@@ -33,7 +34,12 @@ if [ ! -f "$stamp" ]; then
     "$VENV/bin/pip" install -q -e ".[test]"
     touch "$stamp"
 fi
-export PATH=$VENV/bin:$PATH
+# configurable-http-proxy for the hub processes the tests start (npm; node >= 20)
+if [ ! -x "$VENV/chp/node_modules/.bin/configurable-http-proxy" ]; then
+    log "installing configurable-http-proxy from npm"
+    npm install -s --prefix "$VENV/chp" configurable-http-proxy@5 >/dev/null
+fi
+export PATH=$VENV/bin:$VENV/chp/node_modules/.bin:$PATH
 
 # --- Docker engine ---------------------------------------------------------------------
 # Debian's engine is 20.10; a newer client that may sit earlier on PATH has no buildx, so we
