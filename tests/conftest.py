@@ -3,81 +3,19 @@
 # --- openbis_double -----------------------------------------------------------------------
 # The openBIS test double (tests/openbis_double) as a real subprocess speaking HTTPS.
 
-import select
+import os
 import subprocess
-import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from hubprocess import JupyterHubProcess
 from openbis_double import DoubleControl, seed
+from openbis_double.process import start_openbis_double
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class OpenbisDouble:
-    """A running double: `url`, `ca_file` (trust it, never disable verification),
-    `control` (DoubleControl), `users` (seed user -> password) and `seed` (the seed module
-    with permIds, identifiers, paths and file bytes; see tests/openbis_double/README.md)."""
-
-    url: str
-    ca_file: str
-    control: DoubleControl
-    api_version: str
-    process: subprocess.Popen
-    log_file: Path
-    users: dict = field(default_factory=lambda: dict(seed.USERS))
-    seed: object = seed
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process.stdout.close()
-
-
-def _start_openbis_double(directory, api_version="3.7", session_timeout=None):
-    """Start `python -m tests.openbis_double` on a free port (the server picks it: --port 0)."""
-    cert_dir = directory / "certs"
-    log_file = directory / "double.log"
-    command = [sys.executable, "-m", "tests.openbis_double", "--port", "0"]
-    command += ["--api-version", api_version, "--cert-dir", str(cert_dir)]
-    if session_timeout is not None:
-        command += ["--session-timeout", str(session_timeout)]
-    with open(log_file, "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True
-        )
-    # The first stdout line names the URL ("openbis-double listening on https://...").
-    ready, _, _ = select.select([process.stdout], [], [], 30)
-    line = process.stdout.readline() if ready else ""
-    if "listening on " not in line:
-        process.kill()
-        process.wait(timeout=10)
-        raise RuntimeError(f"openBIS double did not start: {log_file.read_text()!r}")
-    url = line.split("listening on ", 1)[1].split()[0]
-    ca_file = str(cert_dir / "ca.pem")
-    control = DoubleControl(url, ca_file)
-    double = OpenbisDouble(url, ca_file, control, api_version, process, log_file)
-    deadline = time.monotonic() + 30
-    while True:  # bounded by the deadline
-        try:
-            if control.login("admin", seed.USERS["admin"]):
-                control.reset()  # forget the probe session
-                return double
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            double.stop()
-            raise RuntimeError(f"openBIS double never answered: {log_file.read_text()!r}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +27,7 @@ def openbis_double_factory(tmp_path_factory):
 
     def start(api_version="3.7", session_timeout=None):
         directory = tmp_path_factory.mktemp(f"openbis-double-{api_version}")
-        double = _start_openbis_double(directory, api_version, session_timeout)
+        double = start_openbis_double(directory, api_version, session_timeout)
         started.append(double)
         return double
 
@@ -156,3 +94,95 @@ def browser():
         )
         yield chromium
         chromium.close()
+
+
+# --- images ----------------------------------------------------------------------------------
+# Our images, built with the real engine (classic builder; cached layers make rebuilds fast).
+SINGLEUSER_IMAGE = "openbis-jupyterhub/singleuser:test"
+OPENBIS_DOUBLE_IMAGE = "openbis-jupyterhub/openbis-double:test"
+
+
+def build_image(dockerfile, tag):
+    """`docker build -f dockerfile -t tag` from the repository root; returns the tag."""
+    result = subprocess.run(
+        ["docker", "build", "-f", str(REPO_ROOT / dockerfile), "-t", tag, str(REPO_ROOT)],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"building {tag} failed:\n{result.stdout[-3000:]}{result.stderr}")
+    return tag
+
+
+@pytest.fixture(scope="session")
+def singleuser_image():
+    return build_image("images/singleuser/Dockerfile", SINGLEUSER_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def openbis_double_image():
+    return build_image("images/openbis-double/Dockerfile", OPENBIS_DOUBLE_IMAGE)
+
+
+# --- openBIS double in Docker ----------------------------------------------------------------
+@dataclass
+class DockerOpenbisDouble:
+    """The double's image running on its own network as `openbis` (https://openbis:8443
+    inside that network). `url`/`control` reach it from the host through a port published
+    on 127.0.0.1; `ca_pem` is its CA certificate (text), `ca_file` the same on the host."""
+
+    network: str
+    container: str
+    url: str
+    ca_pem: str
+    ca_file: Path
+    control: DoubleControl
+    url_in_network: str = "https://openbis:8443"
+    users: dict = field(default_factory=lambda: dict(seed.USERS))
+    seed: object = seed
+
+
+def docker(*args, timeout=120, check=True):
+    """Run the docker CLI; returns its stdout."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"docker {args[0]} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def openbis_double_container(openbis_double_image, tmp_path_factory):
+    name = f"obtest-{uuid.uuid4().hex[:10]}"
+    docker("network", "create", name)
+    try:
+        docker(
+            "run", "-d", "--name", f"{name}-openbis", "--network", name,
+            "--network-alias", "openbis", "-p", "127.0.0.1::8443", openbis_double_image,
+        )  # fmt: skip
+        host_port = docker("port", f"{name}-openbis", "8443/tcp").split()[0].rsplit(":", 1)[1]
+        url = f"https://127.0.0.1:{host_port}"
+        ca_file = tmp_path_factory.mktemp("openbis-double-docker") / "ca.pem"
+        deadline = time.monotonic() + 60
+        while True:  # bounded by the deadline: the CA exists once the server listens
+            ca_pem = docker("exec", f"{name}-openbis", "cat", "/certs/ca.pem", check=False)
+            if ca_pem:
+                ca_file.write_text(ca_pem)
+                control = DoubleControl(url, str(ca_file))
+                try:
+                    if control.login("admin", seed.USERS["admin"]):
+                        control.reset()
+                        break
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                logs = docker("logs", f"{name}-openbis", check=False)
+                raise RuntimeError(f"the openBIS double container never answered: {logs}")
+            time.sleep(0.2)
+        yield DockerOpenbisDouble(name, f"{name}-openbis", url, ca_pem, ca_file, control)
+    finally:
+        docker("rm", "-f", f"{name}-openbis", check=False)
+        docker("network", "rm", name, check=False)

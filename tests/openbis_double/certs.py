@@ -50,7 +50,7 @@ def create_certificates(cert_dir, names):
     """
     cert_dir = Path(cert_dir)
     cert_dir.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("openBIS test double CA")

@@ -23,10 +23,9 @@ SAMPLE_PERM_ID = "20240115093000000-3"
 
 CSV_DATASET = "20240115093000000-4"
 CSV_PATH = "original/measurements.csv"
-CSV_BYTES = b"".join(
+CSV_BYTES = b"time_s,temperature_c,signal_mv\n" + b"".join(
     b"%d,%.3f,%.3f\n" % (i, i * 0.5, (i * 7919 % 1000) / 10.0) for i in range(200)
 )
-CSV_BYTES = b"time_s,temperature_c,signal_mv\n" + CSV_BYTES
 
 BINARY_DATASET = "20240115093000000-5"
 BINARY_PATH = "original/spectrum.bin"

@@ -1,0 +1,76 @@
+"""Start the double as a subprocess, for tests and benchmarks alike."""
+
+import select
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import seed
+from .control import DoubleControl
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass
+class OpenbisDouble:
+    """A running double: `url`, `ca_file` (trust it, never disable verification),
+    `control` (DoubleControl), `users` (seed user -> password) and `seed` (the seed module
+    with permIds, identifiers, paths and file bytes; see tests/openbis_double/README.md)."""
+
+    url: str
+    ca_file: str
+    control: DoubleControl
+    api_version: str
+    process: subprocess.Popen
+    log_file: Path
+    users: dict = field(default_factory=lambda: dict(seed.USERS))
+    seed: object = seed
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+def start_openbis_double(directory, api_version="3.7", session_timeout=None):
+    """Start `python -m tests.openbis_double` on a free port (the server picks it: --port 0)."""
+    cert_dir = directory / "certs"
+    log_file = directory / "double.log"
+    command = [sys.executable, "-m", "tests.openbis_double", "--port", "0"]
+    command += ["--api-version", api_version, "--cert-dir", str(cert_dir)]
+    if session_timeout is not None:
+        command += ["--session-timeout", str(session_timeout)]
+    with open(log_file, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True
+        )
+    # The first stdout line names the URL ("openbis-double listening on https://...").
+    ready, _, _ = select.select([process.stdout], [], [], 30)
+    line = process.stdout.readline() if ready else ""
+    if "listening on " not in line:
+        process.kill()
+        process.wait(timeout=10)
+        raise RuntimeError(f"openBIS double did not start: {log_file.read_text()!r}")
+    url = line.split("listening on ", 1)[1].split()[0]
+    ca_file = str(cert_dir / "ca.pem")
+    control = DoubleControl(url, ca_file)
+    double = OpenbisDouble(url, ca_file, control, api_version, process, log_file)
+    deadline = time.monotonic() + 30
+    while True:  # bounded by the deadline
+        try:
+            if control.login("admin", seed.USERS["admin"]):
+                control.reset()  # forget the probe session
+                return double
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            double.stop()
+            raise RuntimeError(f"openBIS double never answered: {log_file.read_text()!r}")
+        time.sleep(0.1)
