@@ -21,6 +21,7 @@ so every ELN link works after a hub restart or upgrade.
 import hashlib
 import hmac
 import json
+from functools import cached_property
 from html import escape
 
 from jupyterhub.auth import Authenticator
@@ -138,8 +139,9 @@ class OpenBISAuthenticator(Authenticator):
     def get_handlers(self, app):
         return [("/login", OpenBISLoginHandler)]
 
-    @property
+    @cached_property
     def openbis(self) -> OpenBIS:
+        # one client for the hub's lifetime: its TLS context (loading the CAs) costs ~35 ms
         return OpenBIS(self.openbis_url, self.openbis_ca_file, self.openbis_timeout)
 
     async def authenticate(self, handler, data):
