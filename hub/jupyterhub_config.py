@@ -3,6 +3,8 @@
 import os
 import sys
 
+from openbis_jupyterhub.handlers import handlers as notebook_handlers
+
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 
 
@@ -32,15 +34,29 @@ c.Authenticator.allowed_users = env_list("JUPYTERHUB_ALLOWED_USERS")
 # user servers outlive hub restarts and upgrades; the hub finds them again from its database
 c.JupyterHub.cleanup_servers = False
 
+# --- ELN notebook endpoint ---------------------------------------------------------------
+# {hub public URL}/hub/openbis-notebook is what the ELN's jupyterIntegrationServerEndpoint
+# points at; /hub/openbis-notebook/t/<template>?params= serves notebook templates.
+# (extra_handlers logs a deprecation warning; it is still the way to serve from the hub's
+# own port and prefix, next to the sign-in that these endpoints share.)
+c.JupyterHub.extra_handlers = notebook_handlers
+if os.environ.get("OPENBIS_ELN_ORIGINS"):
+    c.NotebookEndpoint.eln_origins = sorted(env_list("OPENBIS_ELN_ORIGINS"))
+if os.environ.get("OPENBIS_NOTEBOOK_MAX_BYTES"):
+    c.NotebookEndpoint.max_notebook_bytes = int(os.environ["OPENBIS_NOTEBOOK_MAX_BYTES"])
+if os.environ.get("OPENBIS_NOTEBOOK_TEMPLATES"):
+    c.NotebookEndpoint.templates_dir = os.environ["OPENBIS_NOTEBOOK_TEMPLATES"]
+
 # --- user servers: DockerSpawner ---------------------------------------------------------
 # One container per user from the single-user image, on a fixed-name Docker network the hub
 # shares with them: the hub reaches each server directly (proxy routes, token hand-over).
 # Containers are removed when they stop; the user's files live on a named volume.
 c.JupyterHub.spawner_class = "docker"
-c.DockerSpawner.image = os.environ.get(
-    "JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"
+# (`or`: a setting left empty in .env means its default)
+c.DockerSpawner.image = (
+    os.environ.get("JUPYTERHUB_SINGLEUSER_IMAGE") or "openbis-jupyterhub/singleuser:latest"
 )
-c.DockerSpawner.network_name = os.environ.get("JUPYTERHUB_NETWORK", "openbis-jupyterhub")
+c.DockerSpawner.network_name = os.environ.get("JUPYTERHUB_NETWORK") or "openbis-jupyterhub"
 c.DockerSpawner.use_internal_ip = True
 if os.environ.get("JUPYTERHUB_HUB_CONNECT_IP"):
     # the hub's name on that network, as user containers resolve it
@@ -48,8 +64,8 @@ if os.environ.get("JUPYTERHUB_HUB_CONNECT_IP"):
 # {username} is DockerSpawner's escaped user id (lower case, `-xx` escapes), valid for Docker
 # names and distinct for ids differing only in case: "JDoe" -> "-4a-44oe", "jdoe" -> "jdoe".
 # The prefixes change only to run two stacks on one Docker engine (the tests do).
-c.DockerSpawner.prefix = os.environ.get("JUPYTERHUB_CONTAINER_PREFIX", "jupyter")
-volume_prefix = os.environ.get("JUPYTERHUB_VOLUME_PREFIX", "jupyterhub-user-")
+c.DockerSpawner.prefix = os.environ.get("JUPYTERHUB_CONTAINER_PREFIX") or "jupyter"
+volume_prefix = os.environ.get("JUPYTERHUB_VOLUME_PREFIX") or "jupyterhub-user-"
 c.DockerSpawner.volumes = {volume_prefix + "{username}": "/home/jovyan"}
 c.DockerSpawner.notebook_dir = "/home/jovyan"
 c.DockerSpawner.default_url = "/lab"
@@ -60,7 +76,7 @@ if os.environ.get("JUPYTERHUB_CPU_LIMIT"):
     c.DockerSpawner.cpu_limit = float(os.environ["JUPYTERHUB_CPU_LIMIT"])
 
 # --- idle culler: stop servers nobody used for a while (their volumes stay) ----------------
-cull_timeout = int(os.environ.get("JUPYTERHUB_CULL_TIMEOUT", "3600"))
+cull_timeout = int(os.environ.get("JUPYTERHUB_CULL_TIMEOUT") or 3600)
 if cull_timeout > 0:
     c.JupyterHub.services = [
         {

@@ -204,3 +204,18 @@ def test_browser_lands_in_jupyterlab_signed_in(hub, openbis_double, browser):
     assert page.url.startswith(f"{hub.url}/user/JDoe/lab")
     assert token not in page.url
     page.close()
+
+
+def test_admin_users_and_allowed_users_come_from_the_environment(tmp_path, openbis_double):
+    env = {"JUPYTERHUB_ADMIN_USERS": "JDoe", "JUPYTERHUB_ALLOWED_USERS": "JDoe,admin"}
+    hub = JupyterHubProcess(tmp_path, openbis_double.url, openbis_double.ca_file, **env).start()
+    try:
+        session, _ = sign_in(hub, openbis_double.control.login("JDoe", "jdoe-password"))
+        assert session.get(f"{hub.url}/hub/api/user", timeout=10).json()["admin"] is True
+        token = openbis_double.control.login("alice", "alice-password")
+        r = requests.get(eln_link(hub, token), allow_redirects=False, timeout=30)
+        assert r.status_code == 403
+        assert "alice may not use this JupyterHub" in r.text
+        assert "alice" not in {u["name"] for u in hub.api("/users").json()}
+    finally:
+        hub.stop()

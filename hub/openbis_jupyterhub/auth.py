@@ -47,6 +47,12 @@ class OpenBISLoginHandler(LoginHandler):
         if not token:
             return await super().get()
         user = await self.login_user({"token": token})
+        if user is None and getattr(self, "openbis_user_id", None):
+            self._fail(
+                403,
+                f"The openBIS user {self.openbis_user_id} may not use this JupyterHub.",
+                "Ask your openBIS admin for access.",
+            )
         if user is None:
             self._fail(
                 403,
@@ -158,6 +164,8 @@ class OpenBISAuthenticator(Authenticator):
         if user_id is None:
             self.log.warning("openBIS refused a session token")
             return None
+        # lets the login page tell "not allowed here" apart from "session not valid"
+        handler.openbis_user_id = user_id
         return {"name": user_id, "auth_state": {"openbis_token": token}}
 
     def landing_url(self, handler, user) -> str:

@@ -1,0 +1,328 @@
+"""The hub's notebook endpoints: the openBIS ELN's "New Jupyter Notebook", and templates.
+
+``/hub/openbis-notebook`` is the URL an openBIS admin enters as the ELN's
+``jupyterIntegrationServerEndpoint``. The ELN (a client we cannot change) sends, from the
+user's browser, two POSTs with ``?token=T&folder=D&filename=N.ipynb&test=True|False``:
+first with the body ``TEST`` (which free name would the notebook get?), then with the
+notebook JSON (write it). Both answer ``{"fileName", "path"}``. On every request:
+
+1. the openBIS session token is checked with openBIS, the user id comes from openBIS; a user
+   the hub has never seen is created, the token is stored as the user's newest and handed to
+   their running server;
+2. the user's server is started when it is not running, and the request waits until it is
+   ready, so the notebook link the ELN opens next is already warm;
+3. the user's server writes the file itself (``singleuser.NotebookHandler``): no host path is
+   shared between hub and user containers, and an existing file is never overwritten.
+
+``/hub/openbis-notebook/t/<template>?params=<JSON>`` is the SampleDB notebook-template
+protocol: a signed-in user confirms, then gets the template with the parameters filled in.
+"""
+
+import asyncio
+import json
+from pathlib import Path
+from urllib.parse import quote, unquote, urlencode, urlparse
+
+import nbformat
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Integer, List, Unicode, default
+from traitlets.config import Configurable
+
+from . import templates
+from .openbis import OpenBISUnavailable
+from .validator import check_folder, check_notebook_filename
+
+NOTEBOOKS_PATH = "openbis/notebooks"  # the server extension's endpoint below a user's server
+ENDPOINT_PATH = "/openbis-notebook"  # below the hub's prefix: {hub public URL}/hub/openbis-notebook
+
+
+class NotebookEndpoint(Configurable):
+    """Settings of ``/hub/openbis-notebook`` (the ELN's jupyterIntegrationServerEndpoint)."""
+
+    eln_origins = List(
+        Unicode(),
+        config=True,
+        help="""Origins (``https://host[:port]``) of the openBIS ELN pages allowed to read the
+        endpoint's answers (CORS). Other origins get no grant, so their pages cannot see
+        the answer. Default (empty): the origin of ``OpenBISAuthenticator.openbis_url``.""",
+    )
+    max_notebook_bytes = Integer(
+        20 * 1024 * 1024,
+        config=True,
+        help="Largest notebook the ELN may send, in bytes; larger ones are refused with 413.",
+    )
+    templates_dir = Unicode(
+        config=True,
+        help="""Folder with the notebook templates (``*.ipynb``) for ``/hub/openbis-notebook/t/``.
+        Default: the repository's notebook_templates/ when the hub runs from a checkout,
+        else /srv/jupyterhub/notebook_templates (where the hub image puts them).""",
+    )
+
+    @default("templates_dir")
+    def _templates_dir_default(self):
+        checkout = Path(__file__).resolve().parents[2] / "notebook_templates"
+        return str(checkout if checkout.is_dir() else "/srv/jupyterhub/notebook_templates")
+
+    def allowed_origins(self, openbis_url: str) -> set[str]:
+        if self.eln_origins:
+            return {origin.rstrip("/") for origin in self.eln_origins}
+        url = urlparse(openbis_url)
+        return {f"{url.scheme}://{url.netloc}"}
+
+
+class _NotebookWriter:
+    """What both endpoints share: settings, starting the user's server, writing through it."""
+
+    @property
+    def endpoint(self) -> NotebookEndpoint:
+        # one instance per hub, configured from the hub's config (c.NotebookEndpoint.…)
+        if "openbis_notebook_endpoint" not in self.settings:
+            self.settings["openbis_notebook_endpoint"] = NotebookEndpoint(
+                config=self.settings["config"]
+            )
+        return self.settings["openbis_notebook_endpoint"]
+
+    async def ensure_server(self, user):
+        """The user's default server, started and waited for when it is not running."""
+        spawner = user.spawner
+        timeout = spawner.start_timeout + spawner.http_timeout
+        try:
+            if spawner.pending == "stop" and spawner._stop_future:
+                await asyncio.wait_for(asyncio.shield(spawner._stop_future), timeout)
+            if not spawner.active:
+                self.log.info("Starting %s's server for a notebook", user.name)
+                await self.spawn_single_user(user)
+            # spawn_single_user returns early for slow starts; another request may be starting it
+            if spawner.pending == "spawn" and spawner._spawn_future:
+                await asyncio.wait_for(asyncio.shield(spawner._spawn_future), timeout)
+        except web.HTTPError:
+            raise
+        except Exception as e:
+            self.log.error("Server of %s did not start: %s", user.name, e)
+            raise web.HTTPError(503, f"Your Jupyter server could not be started: {e}") from e
+        if not spawner.ready:
+            raise web.HTTPError(503, "Your Jupyter server could not be started; try again.")
+        return spawner
+
+    async def write_through_server(self, user, folder: str, filename: str, test: bool, body=b""):
+        """Have the user's server pick the free name (and write, unless ``test``)."""
+        spawner = await self.ensure_server(user)
+        query = urlencode({"folder": folder, "filename": filename, "test": str(test)})
+        url = url_path_join(spawner.server.url, NOTEBOOKS_PATH) + "?" + query
+        secret = self.authenticator.handover_secret(user.name)
+        try:
+            response = await AsyncHTTPClient().fetch(
+                url,
+                method="POST",
+                body=body,
+                headers={"Authorization": f"Bearer {secret}"},
+                request_timeout=60,
+            )
+        except HTTPClientError as e:
+            if e.response is None or e.code == 599:
+                raise web.HTTPError(503, f"Your Jupyter server did not answer: {e}") from e
+            try:
+                reason = json.loads(e.response.body)["reason"]
+            except (ValueError, KeyError, TypeError):
+                reason = f"Your Jupyter server refused the notebook ({e.code})."
+            raise web.HTTPError(e.code, reason) from e
+        except OSError as e:
+            raise web.HTTPError(503, f"Your Jupyter server did not answer: {e}") from e
+        return json.loads(response.body)
+
+
+def eln_query_arguments(query: str) -> dict[str, str]:
+    """The query string as the ELN means it.
+
+    The ELN puts folder and file names into the URL without encoding them; the browser then
+    percent-encodes only what the URL standard requires (a space becomes %20) and leaves a
+    ``+`` alone. Form decoding would turn that ``+`` into a space and put the notebook
+    somewhere else than the link the ELN opens next, so only %-escapes are decoded here.
+    """
+    arguments = {}
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        try:
+            arguments.setdefault(unquote(name), unquote(value, errors="strict"))
+        except UnicodeDecodeError as e:
+            raise web.HTTPError(400, "The query string is not UTF-8.") from e
+    return arguments
+
+
+def check_notebook(body: bytes):
+    """Raise 400 unless ``body`` is a valid nbformat v4 notebook."""
+    try:
+        notebook = json.loads(body)
+    except ValueError as e:
+        raise web.HTTPError(400, f"The notebook is not valid JSON: {e}") from e
+    if not isinstance(notebook, dict) or notebook.get("nbformat") != 4:
+        raise web.HTTPError(400, "The notebook is not in the Jupyter notebook format v4.")
+    try:
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as e:
+        message = str(e.message if hasattr(e, "message") else e).splitlines()[0][:300]
+        raise web.HTTPError(400, f"The notebook is not a valid v4 notebook: {message}") from e
+
+
+@web.stream_request_body
+class ELNNotebookHandler(_NotebookWriter, BaseHandler):
+    """``POST /hub/openbis-notebook``: the ELN's two requests. Answers are JSON, errors too."""
+
+    # The openBIS token in the query is the only credential. A hub cookie the browser may
+    # also send is ignored, so there is no ambient authority and no XSRF check to make.
+    _accept_cookie_auth = False
+
+    def check_xsrf_cookie(self):
+        pass
+
+    def get_content_type(self):
+        return "application/json"
+
+    def set_default_headers(self):
+        super().set_default_headers()
+        # the answer differs by Origin, so caches must keep them apart
+        self.set_header("Vary", "Origin")
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.endpoint.allowed_origins(self.authenticator.openbis_url):
+            self.set_header("Access-Control-Allow-Origin", origin)
+
+    async def prepare(self):
+        await super().prepare()
+        self._body = []
+        limit = self.endpoint.max_notebook_bytes
+        # answered here, before the body is read, so tornado's own (non-JSON) limit never applies
+        length = self.request.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > limit:
+            raise web.HTTPError(413, f"The notebook is larger than {limit} bytes.")
+        self.request.connection.set_max_body_size(limit)
+
+    def data_received(self, chunk):
+        self._body.append(chunk)
+
+    def options(self):
+        # CORS preflight (the ELN itself sends simple requests and needs none)
+        self.set_header("Access-Control-Allow-Methods", "POST, OPTIONS")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
+
+    async def post(self):
+        args = eln_query_arguments(self.request.query)
+        token = args.get("token")
+        if not token:
+            raise web.HTTPError(401, "The openBIS session token (token=) is missing.")
+        missing = [name for name in ("folder", "filename", "test") if name not in args]
+        if missing:
+            raise web.HTTPError(400, f"Missing parameter(s): {', '.join(missing)}.")
+        if args["test"].lower() not in ("true", "false"):
+            raise web.HTTPError(400, "The parameter test must be True or False.")
+        test = args["test"].lower() == "true"
+        try:
+            check_folder(args["folder"])
+            check_notebook_filename(args["filename"])
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from e
+        body = b"".join(self._body)
+        if not test:
+            check_notebook(body)
+        user = await self._sign_in(token)
+        answer = await self.write_through_server(
+            user, args["folder"], args["filename"], test, b"" if test else body
+        )
+        self.finish(answer)
+
+    async def _sign_in(self, token):
+        """The hub user of an openBIS session, created when new; the token is stored as newest."""
+        try:
+            authenticated = await self.authenticator.get_authenticated_user(self, {"token": token})
+        except OpenBISUnavailable as e:
+            raise web.HTTPError(503, str(e)) from e
+        if not authenticated:
+            raise web.HTTPError(
+                401,
+                "The openBIS session is not valid (expired or logged out), or this openBIS "
+                "user may not use Jupyter. Log in to openBIS again.",
+            )
+        user = self.find_user(authenticated["name"])
+        if user and (await user.get_auth_state() or {}).get("openbis_token") == token:
+            return user  # stored and handed over before (the ELN's second POST)
+        user = await self.auth_to_user(authenticated)
+        await self.authenticator.hand_over_token(user)
+        return user
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            reason = exc.log_message
+        else:
+            reason = self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish({"reason": reason})
+
+
+CONFIRM_PAGE = """{% extends "page.html" %}
+{% block main %}
+<div class="container">
+  <h1>Create a notebook from a template</h1>
+  <p>Template <strong>{{ template }}</strong> becomes <strong>{{ filename }}</strong>
+     in your home folder (a free name is chosen if it exists).</p>
+  <p>Parameters:</p>
+  <pre id="openbis-template-params">{{ params }}</pre>
+  <form method="post" action="{{ action }}">
+    <input type="hidden" name="_xsrf" value="{{ xsrf }}">
+    <button type="submit" class="btn btn-jupyter">Create notebook</button>
+  </form>
+</div>
+{% endblock %}
+"""
+
+
+class NotebookTemplateHandler(_NotebookWriter, BaseHandler):
+    """``/hub/openbis-notebook/t/<template>?params=<JSON>``: confirm, then create and open."""
+
+    def _prepare_notebook(self, template_path):
+        """(output file name, rendered notebook); a clear error page for every problem."""
+        try:
+            path = templates.find_template(Path(self.endpoint.templates_dir), template_path)
+            params = templates.parse_parameters(self.get_query_argument("params", "{}"))
+            template = nbformat.read(path, as_version=4)
+            filename = templates.output_filename(path, template, params)
+            notebook = templates.render(template, params)
+        except templates.TemplateError as e:
+            status = 404 if str(e).startswith("There is no notebook template") else 400
+            error = web.HTTPError(status, str(e))
+            error.jupyterhub_message = str(e)
+            raise error from e
+        return params, filename, notebook
+
+    @web.authenticated
+    async def get(self, template_path):
+        params, filename, _ = self._prepare_notebook(template_path)
+        page = self.settings["jinja2_env"].from_string(CONFIRM_PAGE)
+        html = await page.render_async(
+            **self.template_namespace,
+            template=template_path,
+            filename=filename,
+            params=json.dumps(params, indent=2, ensure_ascii=False),
+            action=self.request.uri,
+        )
+        self.finish(html)
+
+    @web.authenticated
+    async def post(self, template_path):
+        _, filename, notebook = self._prepare_notebook(template_path)
+        user = self.current_user
+        answer = await self.write_through_server(
+            user, "", filename, False, nbformat.writes(notebook).encode()
+        )
+        self.redirect(url_path_join(user.url, "notebooks", quote(answer["path"], safe="/")))
+
+
+# what jupyterhub_config.py registers as c.JupyterHub.extra_handlers (below the hub prefix)
+handlers = [
+    (ENDPOINT_PATH, ELNNotebookHandler),
+    (ENDPOINT_PATH + r"/t/(.+)", NotebookTemplateHandler),
+]
