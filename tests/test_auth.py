@@ -111,6 +111,9 @@ def test_personal_access_token_signs_in(hub, openbis_double):
     assert pat.startswith("$pat-")
     session, responses = sign_in(hub, pat)
     assert responses[0].status_code == 302
+    # without next, JupyterHub would carry the login query (and so the token) over
+    secret = pat[-32:]  # the hex part, as it looks URL-encoded or not
+    assert not any(secret in r.headers.get("Location", "") + r.url for r in responses[1:])
     assert session.get(f"{hub.url}/hub/api/user", timeout=10).json()["name"] == "alice"
 
 

@@ -23,6 +23,7 @@ import hmac
 import json
 from functools import cached_property
 from html import escape
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.crypto import CryptKeeper
@@ -37,6 +38,14 @@ from .openbis import OpenBIS, OpenBISUnavailable
 
 # Path below a user's server where our server extension takes the newest token.
 TOKEN_HANDOVER_PATH = "openbis/token"  # noqa: S105 (a URL path, not a secret)
+
+
+def _without_token(url: str) -> str:
+    """``url`` minus a ``token`` parameter (JupyterHub carries the login page's query over
+    to the default landing URL when no ``next`` is given)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 class OpenBISLoginHandler(LoginHandler):
@@ -170,7 +179,7 @@ class OpenBISAuthenticator(Authenticator):
 
     def landing_url(self, handler, user) -> str:
         """Where a fresh sign-in goes: ``next`` (or the user's server), started on the way."""
-        next_url = handler.get_next_url(user)
+        next_url = _without_token(handler.get_next_url(user))
         spawner = user.spawner
         if spawner.ready or not next_url.startswith(user.prefix):
             return next_url
