@@ -11,10 +11,16 @@ import argparse
 import json
 import statistics
 import subprocess
+import sys
 import textwrap
 import time
 import urllib.request
 import uuid
+from pathlib import Path
+
+# the container set-up of the image's tests: the spawner's environment and a hub stand-in
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from test_singleuser_image import SERVER_COMMAND, hub_environment  # noqa: E402
 
 UPSTREAM_IMAGE_BYTES = 4.75e9
 KERNEL_CODE = {
@@ -54,26 +60,13 @@ def docker(*args, timeout=300):
     ).stdout
 
 
-def server_env(user):
-    """What JupyterHub's spawner sets; no hub is needed to reach the unauthenticated /api."""
-    return {
-        "JUPYTERHUB_API_TOKEN": uuid.uuid4().hex,
-        "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api",
-        "JUPYTERHUB_USER": user,
-        "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{user}",
-        "JUPYTERHUB_SERVICE_PREFIX": f"/user/{user}/",
-        "JUPYTERHUB_BASE_URL": "/",
-        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"/user/{user}/oauth_callback",
-    }
-
-
 def start_server(image, name):
     """docker run; returns seconds until /user/bench/api answers (at most 60 s)."""
     args = ["run", "-d", "--name", name, "-p", "127.0.0.1::8888"]
-    for key, value in server_env("bench").items():
+    for key, value in hub_environment("bench").items():
         args += ["-e", f"{key}={value}"]
     start = time.perf_counter()
-    docker(*args, image)
+    docker(*args, image, *SERVER_COMMAND)
     port = docker("port", name, "8888/tcp").split()[0].rsplit(":", 1)[1]
     url = f"http://127.0.0.1:{port}/user/bench/api"
     while time.perf_counter() - start < 60:

@@ -61,15 +61,29 @@ def clean_openbis_double(openbis_double):
 
 # --- JupyterHub process ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def hub(openbis_double, tmp_path_factory):
-    """A real JupyterHub + configurable-http-proxy with our config and the local-process
-    spawner, checking tokens against the openBIS double. One per test module."""
-    hub = JupyterHubProcess(
-        tmp_path_factory.mktemp("hub"), openbis_double.url, openbis_double.ca_file
-    ).start()
-    yield hub
-    hub.stop_all_servers()
-    hub.stop()
+def hub_factory(openbis_double, tmp_path_factory):
+    """start(**env) -> a real JupyterHub + configurable-http-proxy with our config (extra
+    environment on top) and the local-process spawner, checking tokens against the openBIS
+    double. Every hub started through it stops at the end of the test module."""
+    started = []
+
+    def start(**env):
+        hub = JupyterHubProcess(
+            tmp_path_factory.mktemp("hub"), openbis_double.url, openbis_double.ca_file, **env
+        ).start()
+        started.append(hub)
+        return hub
+
+    yield start
+    for hub in started:
+        hub.stop_all_servers()
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(hub_factory):
+    """Our hub with its defaults, one per test module."""
+    return hub_factory()
 
 
 # --- browser ---------------------------------------------------------------------------------
@@ -186,3 +200,39 @@ def openbis_double_container(openbis_double_image, tmp_path_factory):
     finally:
         docker("rm", "-f", f"{name}-openbis", check=False)
         docker("network", "rm", name, check=False)
+
+
+# --- compose stack ---------------------------------------------------------------------------
+# compose.yaml + compose.double.yaml as an admin runs them, unique names (tests/compose_stack.py).
+HUB_IMAGE = "openbis-jupyterhub/hub:test"
+
+
+@pytest.fixture(scope="session")
+def hub_image():
+    return build_image("images/hub/Dockerfile", HUB_IMAGE)
+
+
+@pytest.fixture(scope="module")
+def compose_stack(hub_image, singleuser_image, openbis_double_image, tmp_path_factory):
+    """The stack up and healthy; everything it made (user containers and volumes too) is
+    removed at the end of the module."""
+    from compose_stack import ComposeStack
+
+    stack = ComposeStack(
+        tmp_path_factory.mktemp("compose"), hub_image, singleuser_image, openbis_double_image
+    )
+    try:
+        yield stack.up()
+    finally:
+        stack.remove()
+
+
+@pytest.fixture(scope="module")
+def hub_browser(browser, compose_stack):
+    """Chromium that trusts the stack's test CA (by its key) and nothing more than usual."""
+    pin = f"--ignore-certificate-errors-spki-list={compose_stack.spki_hash()}"
+    chromium = browser.browser_type.launch(
+        executable_path="/usr/bin/chromium", args=[*CHROMIUM_ARGS, pin]
+    )
+    yield chromium
+    chromium.close()

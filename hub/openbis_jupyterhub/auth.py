@@ -34,6 +34,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.httputil import url_concat
 from traitlets import Float, Unicode, default, validate
 
+from . import logscrub
 from .openbis import OpenBIS, OpenBISUnavailable
 
 # Path below a user's server where our server extension takes the newest token.
@@ -126,6 +127,10 @@ class OpenBISAuthenticator(Authenticator):
     openbis_timeout = Float(
         10, config=True, help="Seconds to wait for openBIS before answering 503."
     )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        logscrub.install(self.log)
 
     @default("eln_url")
     def _eln_url_default(self):

@@ -37,6 +37,8 @@ from .validator import check_folder, check_notebook_filename
 
 NOTEBOOKS_PATH = "openbis/notebooks"  # the server extension's endpoint below a user's server
 ENDPOINT_PATH = "/openbis-notebook"  # below the hub's prefix: {hub public URL}/hub/openbis-notebook
+# how far over the size limit a body is still read (and dropped) to answer with a JSON 413
+OVERSIZE_DISCARD_BYTES = 1 << 30
 
 
 class NotebookEndpoint(Configurable):
@@ -102,9 +104,9 @@ class _NotebookWriter:
             raise
         except Exception as e:
             self.log.error("Server of %s did not start: %s", user.name, e)
-            raise web.HTTPError(503, f"Your Jupyter server could not be started: {e}") from e
+            raise http_error(503, f"Your Jupyter server could not be started: {e}") from e
         if not spawner.ready:
-            raise web.HTTPError(503, "Your Jupyter server could not be started; try again.")
+            raise http_error(503, "Your Jupyter server could not be started; try again.")
         return spawner
 
     async def write_through_server(self, user, folder: str, filename: str, test: bool, body=b""):
@@ -123,15 +125,24 @@ class _NotebookWriter:
             )
         except HTTPClientError as e:
             if e.response is None or e.code == 599:
-                raise web.HTTPError(503, f"Your Jupyter server did not answer: {e}") from e
+                raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
             try:
                 reason = json.loads(e.response.body)["reason"]
             except (ValueError, KeyError, TypeError):
                 reason = f"Your Jupyter server refused the notebook ({e.code})."
-            raise web.HTTPError(e.code, reason) from e
+            raise http_error(e.code, reason) from e
         except OSError as e:
-            raise web.HTTPError(503, f"Your Jupyter server did not answer: {e}") from e
+            raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
         return json.loads(response.body)
+
+
+def http_error(status: int, message: str) -> web.HTTPError:
+    """An HTTPError whose message may quote user input, like a file name with a ``%``.
+
+    Tornado %-formats an HTTPError's message with its arguments when it logs it, so the
+    message goes in as an argument, never as the format.
+    """
+    return web.HTTPError(status, "%s", message)
 
 
 def eln_query_arguments(query: str) -> dict[str, str]:
@@ -148,7 +159,7 @@ def eln_query_arguments(query: str) -> dict[str, str]:
         try:
             arguments.setdefault(unquote(name), unquote(value, errors="strict"))
         except UnicodeDecodeError as e:
-            raise web.HTTPError(400, "The query string is not UTF-8.") from e
+            raise http_error(400, "The query string is not UTF-8.") from e
     return arguments
 
 
@@ -157,14 +168,14 @@ def check_notebook(body: bytes):
     try:
         notebook = json.loads(body)
     except ValueError as e:
-        raise web.HTTPError(400, f"The notebook is not valid JSON: {e}") from e
+        raise http_error(400, f"The notebook is not valid JSON: {e}") from e
     if not isinstance(notebook, dict) or notebook.get("nbformat") != 4:
-        raise web.HTTPError(400, "The notebook is not in the Jupyter notebook format v4.")
+        raise http_error(400, "The notebook is not in the Jupyter notebook format v4.")
     try:
         nbformat.validate(notebook)
     except nbformat.ValidationError as e:
-        message = str(e.message if hasattr(e, "message") else e).splitlines()[0][:300]
-        raise web.HTTPError(400, f"The notebook is not a valid v4 notebook: {message}") from e
+        message = str(getattr(e, "message", e)).splitlines()[0][:300]
+        raise http_error(400, f"The notebook is not a valid v4 notebook: {message}") from e
 
 
 @web.stream_request_body
@@ -176,7 +187,7 @@ class ELNNotebookHandler(_NotebookWriter, BaseHandler):
     _accept_cookie_auth = False
 
     def check_xsrf_cookie(self):
-        pass
+        """Nothing to check: XSRF abuses cookies, and no cookie is accepted here."""
 
     def get_content_type(self):
         return "application/json"
@@ -192,15 +203,23 @@ class ELNNotebookHandler(_NotebookWriter, BaseHandler):
     async def prepare(self):
         await super().prepare()
         self._body = []
+        self._size = 0
         limit = self.endpoint.max_notebook_bytes
-        # answered here, before the body is read, so tornado's own (non-JSON) limit never applies
         length = self.request.headers.get("Content-Length", "0")
-        if not length.isdigit() or int(length) > limit:
-            raise web.HTTPError(413, f"The notebook is larger than {limit} bytes.")
-        self.request.connection.set_max_body_size(limit)
+        length = int(length) if length.isdigit() else 0
+        # A body over the limit is still read (and dropped) before the 413 goes out: an answer
+        # while the client is still sending makes the proxy reset the connection and reply
+        # with its own HTML page. Tornado's own limit only stops bodies beyond that margin.
+        self.request.connection.set_max_body_size(
+            min(max(length, limit), limit + OVERSIZE_DISCARD_BYTES)
+        )
 
     def data_received(self, chunk):
-        self._body.append(chunk)
+        self._size += len(chunk)
+        if self._size <= self.endpoint.max_notebook_bytes:
+            self._body.append(chunk)
+        else:
+            self._body = []
 
     def options(self):
         # CORS preflight (the ELN itself sends simple requests and needs none)
@@ -210,21 +229,24 @@ class ELNNotebookHandler(_NotebookWriter, BaseHandler):
         self.finish()
 
     async def post(self):
+        limit = self.endpoint.max_notebook_bytes
+        if self._size > limit:
+            raise http_error(413, f"The notebook is larger than {limit} bytes.")
         args = eln_query_arguments(self.request.query)
         token = args.get("token")
         if not token:
-            raise web.HTTPError(401, "The openBIS session token (token=) is missing.")
+            raise http_error(401, "The openBIS session token (token=) is missing.")
         missing = [name for name in ("folder", "filename", "test") if name not in args]
         if missing:
-            raise web.HTTPError(400, f"Missing parameter(s): {', '.join(missing)}.")
+            raise http_error(400, f"Missing parameter(s): {', '.join(missing)}.")
         if args["test"].lower() not in ("true", "false"):
-            raise web.HTTPError(400, "The parameter test must be True or False.")
+            raise http_error(400, "The parameter test must be True or False.")
         test = args["test"].lower() == "true"
         try:
             check_folder(args["folder"])
             check_notebook_filename(args["filename"])
         except ValueError as e:
-            raise web.HTTPError(400, str(e)) from e
+            raise http_error(400, str(e)) from e
         body = b"".join(self._body)
         if not test:
             check_notebook(body)
@@ -239,12 +261,17 @@ class ELNNotebookHandler(_NotebookWriter, BaseHandler):
         try:
             authenticated = await self.authenticator.get_authenticated_user(self, {"token": token})
         except OpenBISUnavailable as e:
-            raise web.HTTPError(503, str(e)) from e
+            raise http_error(503, str(e)) from e
+        if not authenticated and getattr(self, "openbis_user_id", None):
+            # set by the authenticator: a valid session of a user the hub does not allow
+            raise http_error(
+                403, f"The openBIS user {self.openbis_user_id} may not use this JupyterHub."
+            )
         if not authenticated:
-            raise web.HTTPError(
+            raise http_error(
                 401,
-                "The openBIS session is not valid (expired or logged out), or this openBIS "
-                "user may not use Jupyter. Log in to openBIS again.",
+                "The openBIS session is not valid (expired or logged out). "
+                "Log in to openBIS again.",
             )
         user = self.find_user(authenticated["name"])
         if user and (await user.get_auth_state() or {}).get("openbis_token") == token:
@@ -256,7 +283,7 @@ class ELNNotebookHandler(_NotebookWriter, BaseHandler):
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None))[1]
         if isinstance(exc, web.HTTPError) and exc.log_message:
-            reason = exc.log_message
+            reason = exc.log_message % exc.args
         else:
             reason = self._reason
         self.set_header("Content-Type", "application/json")
@@ -284,7 +311,7 @@ class NotebookTemplateHandler(_NotebookWriter, BaseHandler):
     """``/hub/openbis-notebook/t/<template>?params=<JSON>``: confirm, then create and open."""
 
     def _prepare_notebook(self, template_path):
-        """(output file name, rendered notebook); a clear error page for every problem."""
+        """(parameters, output file name, rendered notebook); an error page for every problem."""
         try:
             path = templates.find_template(Path(self.endpoint.templates_dir), template_path)
             params = templates.parse_parameters(self.get_query_argument("params", "{}"))
@@ -292,8 +319,8 @@ class NotebookTemplateHandler(_NotebookWriter, BaseHandler):
             filename = templates.output_filename(path, template, params)
             notebook = templates.render(template, params)
         except templates.TemplateError as e:
-            status = 404 if str(e).startswith("There is no notebook template") else 400
-            error = web.HTTPError(status, str(e))
+            status = 404 if isinstance(e, templates.UnknownTemplate) else 400
+            error = http_error(status, str(e))
             error.jupyterhub_message = str(e)
             raise error from e
         return params, filename, notebook

@@ -93,9 +93,10 @@ class NotebookHandler(_HubOnlyHandler):
         self.finish({"fileName": name, "path": "/".join([*folder, name])})
 
     def _write_new(self, directory: Path, filename: str, content: bytes) -> str:
-        directory.mkdir(parents=True, exist_ok=True)
+        # checked before mkdir: a symbolic link in the folder must not create folders elsewhere
         if not directory.resolve().is_relative_to(self.root):
             raise web.HTTPError(400, "The folder leads outside your home.")
+        directory.mkdir(parents=True, exist_ok=True)
         for name in numbered_names(filename):
             try:
                 fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

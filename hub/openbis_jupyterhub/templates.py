@@ -45,21 +45,26 @@ class TemplateError(ValueError):
     """A template that cannot be used with these parameters; the message is for the user."""
 
 
+class UnknownTemplate(TemplateError):
+    """No template by that name inside the templates folder."""
+
+
 def find_template(root: Path, path: str) -> Path:
-    """The template file ``path`` below ``root``; TemplateError when there is none.
+    """The template file ``path`` below ``root``; UnknownTemplate when there is none.
 
     Symbolic links are followed before the check, so nothing outside ``root`` is ever read.
     """
+    unknown = UnknownTemplate(f"There is no notebook template {path!r}.")
+    if (
+        not path.endswith(".ipynb")
+        or "\x00" in path
+        or any(part.startswith(".") for part in Path(path).parts)
+    ):
+        raise unknown
     root = root.resolve()
     candidate = (root / path).resolve()
-    if (
-        not path
-        or not path.endswith(".ipynb")
-        or any(part.startswith(".") for part in Path(path).parts)
-        or not candidate.is_relative_to(root)
-        or not candidate.is_file()
-    ):
-        raise TemplateError(f"There is no notebook template {path!r}.")
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        raise unknown
     return candidate
 
 
