@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for every test (`make test` runs this). It does its own set-up, idempotently:
-#   - Debian packages: docker.io, debootstrap, chromium (skipped when already installed)
+#   - Debian packages: docker.io, debootstrap, chromium, python3-pip (skipped when installed)
 #   - a virtualenv .venv with our package and the test dependencies
 #   - a Docker engine: uses one that answers, else starts dockerd and stops it on exit
 #   - the local base image debian:bookworm-slim (no registry is reachable on some machines)
@@ -14,7 +14,7 @@ log() { printf '\033[1m[tests/run]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------
 need_pkgs=()
-for pkg in docker.io debootstrap chromium; do
+for pkg in docker.io debootstrap chromium python3-pip; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$pkg")
 done
 command -v npm >/dev/null || need_pkgs+=(nodejs npm)
