@@ -10,7 +10,6 @@ Run: .venv/bin/python benchmarks/auth.py   (needs configurable-http-proxy on PAT
 
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +17,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hubprocess import JupyterHubProcess  # noqa: E402
-from openbis_double.process import start_openbis_double  # noqa: E402
+from hubprocess import hub_with_openbis_double  # noqa: E402
 
 RUNS = 20
 CONCURRENT_USERS = 50
@@ -45,19 +43,8 @@ def first_byte(session, url):
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "double").mkdir()
-        double = start_openbis_double(tmp / "double")
-        hub = JupyterHubProcess(tmp / "hub", double.url, double.ca_file)
-        (tmp / "hub").mkdir(exist_ok=True)
-        hub.start()
-        try:
-            run(hub, double)
-        finally:
-            hub.stop_all_servers()
-            hub.stop()
-            double.stop()
+    with hub_with_openbis_double() as (hub, double):
+        run(hub, double)
 
 
 def run(hub, double):

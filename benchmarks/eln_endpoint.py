@@ -13,7 +13,6 @@ Run: .venv/bin/python benchmarks/eln_endpoint.py   (needs configurable-http-prox
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,8 +20,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from eln_notebook import eln_notebook  # noqa: E402
-from hubprocess import JupyterHubProcess  # noqa: E402
-from openbis_double.process import start_openbis_double  # noqa: E402
+from hubprocess import hub_with_openbis_double  # noqa: E402
 
 RUNS = 20
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
@@ -40,18 +38,8 @@ def timed(call):
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "double").mkdir()
-        (tmp / "hub").mkdir()
-        double = start_openbis_double(tmp / "double")
-        hub = JupyterHubProcess(tmp / "hub", double.url, double.ca_file).start()
-        try:
-            run(hub, double)
-        finally:
-            hub.stop_all_servers()
-            hub.stop()
-            double.stop()
+    with hub_with_openbis_double() as (hub, double):
+        run(hub, double)
 
 
 def run(hub, double):

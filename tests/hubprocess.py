@@ -9,7 +9,9 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -145,3 +147,23 @@ class JupyterHubProcess:
                 return model
             time.sleep(0.2)
         raise TimeoutError(f"{user}'s server did not become ready")
+
+
+@contextmanager
+def hub_with_openbis_double(**env):
+    """(hub, double) running in a temporary folder, for benchmarks outside pytest."""
+    from openbis_double.process import start_openbis_double
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "double").mkdir()
+        (Path(tmp) / "hub").mkdir()
+        double = start_openbis_double(Path(tmp) / "double")
+        try:
+            hub = JupyterHubProcess(Path(tmp) / "hub", double.url, double.ca_file, **env).start()
+            try:
+                yield hub, double
+            finally:
+                hub.stop_all_servers()
+                hub.stop()
+        finally:
+            double.stop()
