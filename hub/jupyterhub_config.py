@@ -70,6 +70,11 @@ c.DockerSpawner.volumes = {volume_prefix + "{username}": "/home/jovyan"}
 c.DockerSpawner.notebook_dir = "/home/jovyan"
 c.DockerSpawner.default_url = "/lab"
 c.DockerSpawner.remove = True
+# Many users opening notebooks at once (a class, a lab meeting) make servers slow to start on a
+# small host: with JupyterHub's defaults (60 s to start, 30 s to answer) it gives up on them and
+# the ELN shows an error, although they would be ready moments later.
+c.Spawner.start_timeout = 180
+c.Spawner.http_timeout = 120
 if os.environ.get("JUPYTERHUB_MEM_LIMIT"):
     c.DockerSpawner.mem_limit = os.environ["JUPYTERHUB_MEM_LIMIT"]
 if os.environ.get("JUPYTERHUB_CPU_LIMIT"):

@@ -1,0 +1,321 @@
+"""The whole ELN journey against the admin's compose stack: compose.yaml + compose.double.yaml
+(the openBIS double as a container in place of openBIS), real hub and user containers on the
+real Docker engine, HTTPS verified everywhere, headless Chromium for what a person clicks.
+
+The tests share one stack and run in file order, as one user's day would go: first notebooks,
+running one, hub restarts, an expired session, another user trying to get in, all kernels.
+"""
+
+import base64
+import hashlib
+import json
+import re
+
+import pytest
+import requests
+from compose_stack import ELN_ORIGIN, eln_link, eln_new_notebook, eln_post, escape_user
+from eln_notebook import eln_notebook
+from jupyter_api import KernelSession
+from openbis_double import seed
+from playwright.sync_api import Error as PlaywrightError
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser]
+
+RAW_CSV = "20240115093000000-4"  # owner: collection /LAB/PROJ/EXP1, original/measurements.csv
+RAW_BIN = "20240115093000000-5"  # owner: object /LAB/PROJ/SAMPLE1, original/spectrum.bin
+DATASETS = [
+    {"permId": {"permId": RAW_CSV}, "experiment": {"permId": {"permId": "20240115093000000-2"}}},
+    {"permId": {"permId": RAW_BIN}, "sample": {"permId": {"permId": "20240115093000000-3"}}},
+]
+OWNER = {"@type": "as.dto.sample.Sample", "identifier": {"identifier": "/LAB/PROJ/SAMPLE1"}}
+# what the ELN's user typed: a folder and a notebook name with spaces
+FOLDER, NAME = "growth analyses", "run 1"
+# the optional cell a user runs only with a pasted token (the ELN's placeholder would fail)
+TOKEN_PLACEHOLDER = "write your session token here"
+
+
+def notebook_for(file_name):
+    return eln_notebook(DATASETS, OWNER, file_name)
+
+
+@pytest.fixture(scope="module")
+def admin_token(compose_stack):
+    """An API token of the hub admin (JUPYTERHUB_ADMIN_USERS=admin), made on /hub/token."""
+    return compose_stack.api_token("admin")
+
+
+@pytest.fixture(scope="module")
+def jdoe(compose_stack):
+    """JDoe's ELN notebook: written through the ELN's two POSTs, JDoe's server running."""
+    token = compose_stack.login("JDoe")
+    written, link = eln_new_notebook(compose_stack, token, "JDoe", FOLDER, NAME, notebook_for)
+    return {"written": written, "link": link}
+
+
+def open_notebook(browser, link, file_name, timeout=120_000):
+    """Open ``link`` in a fresh browser profile; return the page once it shows the notebook's
+    cells: the rendered title and the code cell holding the file name."""
+    page = browser.new_context().new_page()
+    for attempt in range(3):
+        try:
+            page.goto(link, timeout=timeout)
+            break
+        except PlaywrightError as e:
+            # Chromium drops its requests when the host's network interfaces change, as they
+            # do here whenever Docker starts a container; a user's browser is on another host
+            if "ERR_NETWORK_CHANGED" not in str(e) or attempt == 2:
+                raise
+    page.get_by_role("heading", name="Jupyter notebook title, modify me!").wait_for(timeout=timeout)
+    page.locator(".jp-CodeCell .cm-content", has_text=f"fileName='{file_name}'").wait_for(
+        timeout=timeout
+    )
+    return page
+
+
+def contents(stack, token, user, path, **params):
+    """The Jupyter contents API of ``user``'s server (through the hub's proxy)."""
+    return requests.get(
+        f"{stack.url}/user/{user}/api/contents/{path}",
+        params=params,
+        headers={"Authorization": f"token {token}"},
+        verify=stack.ca_file,
+        timeout=60,
+    )
+
+
+def file_bytes(stack, token, user, path) -> bytes:
+    answer = contents(stack, token, user, path, type="file", format="base64")
+    assert answer.status_code == 200, (path, answer.text)
+    return base64.b64decode(answer.json()["content"])
+
+
+def container_id(stack, user):
+    container = stack.user_container(user)
+    assert container and container["State"]["Running"], f"{user}'s container is not running"
+    return container["Id"]
+
+
+# --- 1. the ELN's "New Jupyter Notebook" --------------------------------------------------
+@pytest.mark.parametrize("user", ["alice", "JDoe"])
+def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_browser, user):
+    stack = compose_stack
+    assert stack.api(f"/users/{user}", admin_token).status_code == 404  # never seen
+    token = stack.login(user)
+
+    status, headers, test = eln_post(stack, token, FOLDER, f"{NAME}.ipynb", "True", b"TEST")
+    assert status == 200, test
+    assert test == {"fileName": f"{NAME}.ipynb", "path": f"{FOLDER}/{NAME}.ipynb"}
+    # the ELN page can read the answer (its origin is openBIS's, the default)
+    assert headers["Access-Control-Allow-Origin"] == ELN_ORIGIN
+    sent = json.dumps(notebook_for(test["fileName"])).encode()
+    status, headers, written = eln_post(stack, token, FOLDER, f"{NAME}.ipynb", "False", sent)
+    assert status == 200, written
+    assert written == test
+    assert headers["Access-Control-Allow-Origin"] == ELN_ORIGIN
+
+    # the user exists now, the user id exactly as openBIS spells it, with a server in its
+    # own container, on its own volume, with the configured memory limit
+    assert stack.api(f"/users/{user}", admin_token).json()["name"] == user
+    container = stack.user_container(user)
+    assert container["State"]["Running"]
+    assert container["HostConfig"]["Memory"] == 2 * 1024**3
+    volumes = {m["Name"] for m in container["Mounts"] if m["Destination"] == "/home/jovyan"}
+    assert volumes == {f"{stack.project}-user-{escape_user(user)}"}
+    assert file_bytes(stack, admin_token, user, written["path"]) == sent
+
+    link = eln_link(stack, token, f"/user/{user}/notebooks/{FOLDER}/{written['fileName']}")
+    page = open_notebook(hub_browser, link, written["fileName"])
+    try:
+        assert page.url == f"{stack.url}/user/{user}/notebooks/growth%20analyses/run%201.ipynb"
+        assert token not in page.url
+        parents = page.locator(".jp-CodeCell .cm-content", has_text="resultDatasetParents=")
+        assert parents.inner_text() == f'resultDatasetParents=["{RAW_CSV}","{RAW_BIN}"]'
+    finally:
+        page.context.close()
+
+
+# --- 2. running the notebook in the user's container ----------------------------------------
+def test_eln_notebook_runs_and_saves_the_analysis_dataset(compose_stack, admin_token, jdoe):
+    stack = compose_stack
+    before = len(stack.control.created_datasets())
+    path = jdoe["written"]["path"]
+    notebook = json.loads(file_bytes(stack, admin_token, "JDoe", path))
+
+    # cell by cell, as a person runs it, in a kernel in the notebook's folder
+    kernel = KernelSession(
+        f"{stack.url}/user/JDoe/", admin_token, ca_file=str(stack.ca_file), path=FOLDER
+    )
+    try:
+        for cell in notebook["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "code" or TOKEN_PLACEHOLDER in source:
+                continue
+            output, error = kernel.execute(source, timeout=180)
+            assert error is None, (source, error["ename"], error["evalue"])
+        assert "DataSet successfully created" in output
+    finally:
+        kernel.shutdown()
+
+    # both datasets were downloaded next to the notebook
+    assert (
+        file_bytes(stack, admin_token, "JDoe", f"{FOLDER}/{RAW_CSV}/original/measurements.csv")
+        == seed.CSV_BYTES
+    )
+    spectrum = file_bytes(stack, admin_token, "JDoe", f"{FOLDER}/{RAW_BIN}/original/spectrum.bin")
+    assert hashlib.sha256(spectrum).digest() == hashlib.sha256(seed.BINARY_BYTES).digest()
+
+    # one ANALYSIS_NOTEBOOK dataset, by JDoe, on the object, with the picked parents, holding
+    # the notebook and its HTML copy
+    created = stack.control.created_datasets()[before:]
+    assert len(created) == 1
+    dataset = created[0]
+    assert dataset["type"] == "ANALYSIS_NOTEBOOK"
+    assert dataset["registrator"] == "JDoe"
+    assert dataset["owner"] == {
+        "sample": {"identifier": "/LAB/PROJ/SAMPLE1", "permId": "20240115093000000-3"}
+    }
+    assert dataset["parents"] == [RAW_CSV, RAW_BIN]
+    assert dataset["properties"]["$NAME"] == "Name your dataset!"
+    name = jdoe["written"]["fileName"]
+    files = {f["path"].rsplit("/", 1)[1]: f for f in dataset["files"]}
+    assert set(files) == {name, f"{name}.html"}
+    in_home = file_bytes(stack, admin_token, "JDoe", path)
+    assert files[name]["sha256"] == hashlib.sha256(in_home).hexdigest()
+    html = stack.control.file(dataset["permId"], files[f"{name}.html"]["path"])
+    assert b"Jupyter notebook title, modify me!" in html
+
+
+# --- 3. hub restart, and down + up: links work at once, files stay ------------------------
+def test_eln_link_works_after_hub_restart_and_down_up(
+    compose_stack, admin_token, hub_browser, jdoe
+):
+    stack = compose_stack
+    file_name = jdoe["written"]["fileName"]
+    server = container_id(stack, "JDoe")
+    notebook = file_bytes(stack, admin_token, "JDoe", jdoe["written"]["path"])
+
+    stack.restart_hub()
+    # the running server was found again: same container, the same ELN link opens it
+    assert stack.api("/users/JDoe", admin_token).json()["servers"][""]["ready"]
+    page = open_notebook(hub_browser, jdoe["link"], file_name)
+    page.context.close()
+    assert container_id(stack, "JDoe") == server
+
+    stack.down()
+    assert stack.user_container("JDoe") is None
+    stack.up()
+    # the double forgets its sessions when it restarts (openBIS would not): a new one
+    token = stack.login("JDoe")
+    link = eln_link(stack, token, f"/user/JDoe/notebooks/{FOLDER}/{file_name}")
+    page = open_notebook(hub_browser, link, file_name)
+    page.context.close()
+    # the admin token, the user and their home all survived
+    assert container_id(stack, "JDoe") != server
+    assert file_bytes(stack, admin_token, "JDoe", jdoe["written"]["path"]) == notebook
+    assert (
+        file_bytes(stack, admin_token, "JDoe", f"{FOLDER}/{RAW_CSV}/original/measurements.csv")
+        == seed.CSV_BYTES
+    )
+
+
+# --- 4. an expired openBIS session, and a new one from the ELN -----------------------------
+def test_new_eln_session_reaches_the_running_kernel(compose_stack, admin_token, hub_browser, jdoe):
+    stack = compose_stack
+    file_name = jdoe["written"]["fileName"]
+    next_path = f"/user/JDoe/notebooks/{FOLDER}/{file_name}"
+    first = stack.login("JDoe")
+    open_notebook(hub_browser, eln_link(stack, first, next_path), file_name).context.close()
+    server = container_id(stack, "JDoe")
+    kernel = KernelSession(f"{stack.url}/user/JDoe/", admin_token, ca_file=str(stack.ca_file))
+    try:
+        code = (
+            "from pybis import Openbis\no = Openbis()\nprint(o.token)\n"
+            f"o.get_dataset({RAW_CSV!r}).permId"
+        )
+        output, error = kernel.execute(code)
+        assert error is None, error
+        assert output.startswith(first)
+
+        stack.control.expire(token=first)
+        _, error = kernel.execute(f"o.get_dataset({RAW_CSV!r})")
+        assert error is not None  # the session died in openBIS
+
+        second = stack.login("JDoe")
+        open_notebook(hub_browser, eln_link(stack, second, next_path), file_name).context.close()
+        # the same kernel, nothing restarted: Openbis() now finds the new session
+        output, error = kernel.execute(code)
+        assert error is None, error
+        assert output.startswith(second)
+        assert RAW_CSV in output
+    finally:
+        kernel.shutdown()
+    assert container_id(stack, "JDoe") == server
+
+
+# --- 5. one user cannot reach another's server or home -------------------------------------
+def test_a_user_cannot_open_or_write_another_users_server(compose_stack, admin_token, jdoe):
+    stack = compose_stack
+    listing = contents(stack, admin_token, "JDoe", FOLDER).json()
+    jdoe_files = sorted(item["name"] for item in listing["content"])
+
+    alice = stack.login("alice")
+    # alice's server runs (the ELN's test POST starts it), her browser is signed in to it
+    assert eln_post(stack, alice, FOLDER, f"{NAME}.ipynb", "True", b"TEST")[0] == 200
+    session = stack.session()
+    own = session.get(eln_link(stack, alice, "/user/alice/lab"), timeout=120)
+    assert own.status_code == 200 and own.url == f"{stack.url}/user/alice/lab"
+    # alice's cookie: JDoe's notebook page and files are refused, nothing of them shown
+    for path in (f"notebooks/{jdoe['written']['path']}", f"api/contents/{FOLDER}", "lab"):
+        answer = session.get(f"{stack.url}/user/JDoe/{path}", timeout=60)
+        assert answer.status_code == 403, (path, answer.status_code, answer.url)
+        assert "resultDatasetParents" not in answer.text and RAW_CSV not in answer.text
+    # alice's API token: no reading, no writing
+    alice_token = stack.api_token("alice")
+    headers = {"Authorization": f"token {alice_token}"}
+    for method, path, body in [
+        ("GET", f"api/contents/{FOLDER}", None),
+        ("PUT", "api/contents/planted.ipynb", {"type": "notebook", "content": notebook_for("x")}),
+        ("POST", "api/kernels", {"name": "python3"}),
+    ]:
+        answer = requests.request(
+            method, f"{stack.url}/user/JDoe/{path}", json=body, headers=headers,
+            verify=stack.ca_file, timeout=60,
+        )  # fmt: skip
+        assert answer.status_code == 403, (method, path, answer.status_code)
+    assert stack.api("/users/JDoe", alice_token).status_code in (403, 404)
+
+    # the ELN endpoint with alice's session writes only into alice's home; paths that would
+    # leave it are refused
+    body = json.dumps(notebook_for("planted.ipynb")).encode()
+    for folder in ("../JDoe", "/home/jovyan", f"{FOLDER}/../..", "..", "/"):
+        status, _, answer = eln_post(stack, alice, folder, "planted.ipynb", "False", body)
+        assert status == 400, (folder, answer)
+    status, _, answer = eln_post(stack, alice, FOLDER, f"{NAME}.ipynb", "False", body)
+    assert status == 200, answer
+    listing = contents(stack, admin_token, "JDoe", FOLDER).json()
+    assert sorted(item["name"] for item in listing["content"]) == jdoe_files
+    assert not contents(stack, admin_token, "JDoe", "planted.ipynb").ok
+    assert file_bytes(stack, admin_token, "alice", answer["path"]) == body
+
+
+# --- 6. every kernel runs in the spawned container -----------------------------------------
+@pytest.mark.parametrize(
+    "kernel, code",
+    [
+        ("python3", "import socket; print(6 * 7, socket.gethostname())"),
+        ("ir", 'cat(6 * 7, Sys.info()[["nodename"]])'),
+        ("octave", "printf('%d %s\\n', 6 * 7, gethostname())"),
+        ("bash", "echo $((6 * 7)) $HOSTNAME"),
+        ("sos", "import socket; print(6 * 7, socket.gethostname())"),
+    ],
+)
+def test_every_kernel_runs_in_the_user_container(compose_stack, admin_token, jdoe, kernel, code):
+    stack = compose_stack
+    hostname = stack.user_container("JDoe")["Config"]["Hostname"]
+    session = KernelSession(f"{stack.url}/user/JDoe/", admin_token, kernel, str(stack.ca_file))
+    try:
+        output, error = session.execute(code, timeout=120)
+    finally:
+        session.shutdown()
+    assert error is None, error
+    assert re.fullmatch(rf"42 {hostname}\s*", output), output
