@@ -312,6 +312,24 @@ def test_expired_session_gets_a_hint_not_a_token(server, double):
     assert "get_dataset" in "\n".join(error.traceback)  # the original traceback stays
 
 
+def test_a_session_that_dies_mid_notebook_leaves_no_token_in_the_output(server, double):
+    server.fresh_session()
+    nb = server.run_cells(
+        "python3",
+        "import os, requests\nfrom pybis import Openbis\no = Openbis()\n"
+        "expire = os.environ['OPENBIS_URL'] + '/__double__/expire'\n"
+        "print(requests.post(expire, json={'token': o.token}).json())",
+        f"o.get_dataset('{double.seed.CSV_DATASET}')",
+        allow_errors=True,
+    )
+    assert text_of(nb.cells[0]).strip() == "{'expired': 1}"
+    (error,) = [o for o in nb.cells[1].outputs if o.output_type == "error"]
+    assert HINT in "\n".join(error.traceback)
+    # pyBIS prints the refused request, token included; the kernel shows it scrubbed
+    assert "getDataSets" in text_of(nb.cells[1])
+    assert server.token[-32:] not in json.dumps(nb.cells[1].outputs)
+
+
 def created_dataset(double):
     (created,) = double.control.created_datasets()
     assert created["type"] == "ANALYSIS_NOTEBOOK"

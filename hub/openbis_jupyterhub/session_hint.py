@@ -2,9 +2,15 @@
 
 Loaded into every Python kernel as an IPython extension (see the single-user image's
 ``/etc/ipython/ipython_kernel_config.py``) and used by the ``openbis-data`` command.
+The extension also keeps session tokens out of cell output: pyBIS prints each request
+openBIS refuses, token included, and cell output is saved in the notebook (and uploaded
+with it to openBIS).
 """
 
 import re
+import sys
+
+from .logscrub import scrub
 
 HINT = (
     "Your openBIS session has expired: open Utilities > Jupyter Workspace in the ELN to refresh it."
@@ -29,5 +35,17 @@ def _show_with_hint(shell, etype, value, tb, tb_offset=None):
     shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
 
 
+def _scrub_output(ipython):
+    write = sys.stdout.write
+    sys.stdout.write = lambda text: write(scrub(text))
+    # error messages from openBIS may quote the token too; this is where ipykernel sends
+    # a traceback to the notebook
+    show = ipython._showtraceback
+    ipython._showtraceback = lambda etype, evalue, stb: show(
+        etype, scrub(str(evalue)), [scrub(line) for line in stb]
+    )
+
+
 def load_ipython_extension(ipython):
     ipython.set_custom_exc((ValueError,), _show_with_hint)
+    _scrub_output(ipython)
