@@ -71,14 +71,8 @@ class OpenBISLoginHandler(LoginHandler):
             )
         self.redirect(self.authenticator.landing_url(self, user))
 
-    async def post(self):
-        # the password form; a wrong password is answered by LoginHandler itself
-        try:
-            return await super().post()
-        except OpenBISUnavailable as e:
-            self._fail(503, str(e), "Try again later or tell your openBIS admin.")
-
     async def login_user(self, data=None):
+        # both sign-in paths (token GET, password form POST) come through here
         try:
             user = await super().login_user(data)
         except OpenBISUnavailable as e:
@@ -93,7 +87,8 @@ class OpenBISLoginHandler(LoginHandler):
         self.extra_error_html = (
             f"<p>{escape(hint)}</p><p><a href='{link}'>Back to the openBIS ELN</a></p>"
         )
-        error = web.HTTPError(status, message)
+        # the message goes in as an argument: tornado %-formats it when logging
+        error = web.HTTPError(status, "%s", message)
         error.jupyterhub_message = message
         raise error
 
