@@ -5,7 +5,8 @@
 #   - a Docker engine: uses one that answers, else starts dockerd and stops it on exit
 #   - the local base image debian:bookworm-slim (no registry is reachable on some machines)
 #   - images/wheels/: Python wheels for offline image builds (pip download on the host)
-# Extra arguments go to pytest, e.g. `tests/run.sh -k auth -x`.
+# Then the unit layer (tests/unit, no Docker), lint, and the tests with real containers.
+# Extra arguments go to the second pytest, e.g. `tests/run.sh -k auth -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -40,6 +41,10 @@ if [ ! -x "$VENV/chp/node_modules/.bin/configurable-http-proxy" ]; then
     npm install -s --prefix "$VENV/chp" configurable-http-proxy@5 >/dev/null
 fi
 export PATH=$VENV/bin:$VENV/chp/node_modules/.bin:$PATH
+
+# --- the fast layer first: pure functions, no Docker, no servers (seconds) ------------------
+log "unit tests"
+pytest -q tests/unit
 
 # --- Docker engine ---------------------------------------------------------------------
 # Debian's engine is 20.10; a newer client that may sit earlier on PATH has no buildx, so we
@@ -78,9 +83,9 @@ ruff format --check .
 log "hadolint"
 hadolint images/*/Dockerfile
 
-log "pytest"
+log "pytest (real hub, containers, browser)"
 set +e
-pytest "$@"
+pytest --ignore=tests/unit "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then log "pytest collected no tests"; fi

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from conftest import docker
 from eln_notebook import eln_notebook
-from openbis_jupyterhub import templates
-from openbis_jupyterhub.session_hint import HINT
+from openbis_jupyterhub.hub import templates
+from openbis_jupyterhub.singleuser.session_hint import HINT
 
 pytestmark = pytest.mark.docker
 

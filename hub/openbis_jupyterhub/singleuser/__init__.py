@@ -10,30 +10,26 @@
   path is shared between hub and user containers (works on Swarm and Kubernetes too).
 
 Both endpoints answer only the hub: it authenticates with the per-user secret in
-``OPENBIS_HANDOVER_SECRET`` (see ``OpenBISAuthenticator.handover_secret``).
+``OPENBIS_HANDOVER_SECRET``. Paths, variable names and signing are the contract in
+``openbis_jupyterhub.contract``; the rest of this package (``session_hint``, ``data_cli``,
+``fast_bash_kernel``) runs in the user's kernels and terminals.
 """
 
-import hmac
 import json
 import os
 import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
 
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .validator import check_folder, check_notebook_filename, numbered_names
-
-
-def token_path(openbis_url: str, home: Path | None = None) -> Path:
-    """Where pyBIS looks for the saved token of ``openbis_url``."""
-    return (home or Path.home()) / ".pybis" / f"{urlparse(openbis_url).hostname}.token"
+from .. import contract
+from ..validator import check_folder, check_notebook_filename, numbered_names
 
 
 def save_token(openbis_url: str, token: str, home: Path | None = None) -> Path:
     """Atomically replace the saved token; only the owner can read it."""
-    path = token_path(openbis_url, home)
+    path = contract.token_path(openbis_url, home)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".token-")  # created 0600
     with os.fdopen(fd, "w") as f:
@@ -49,8 +45,7 @@ class _HubOnlyHandler(web.RequestHandler):
         self.secret = secret
 
     def prepare(self):
-        given = self.request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+        if not contract.is_authorized(self.request.headers.get("Authorization", ""), self.secret):
             raise web.HTTPError(403)
 
     def write_error(self, status_code, **kwargs):
@@ -113,9 +108,9 @@ def _jupyter_server_extension_points():
 
 
 def _load_jupyter_server_extension(serverapp):
-    openbis_url = os.environ.get("OPENBIS_URL", "")
-    token = os.environ.pop("OPENBIS_TOKEN", "")
-    secret = os.environ.pop("OPENBIS_HANDOVER_SECRET", "")
+    openbis_url = os.environ.get(contract.ENV_OPENBIS_URL, "")
+    token = os.environ.pop(contract.ENV_OPENBIS_TOKEN, "")
+    secret = os.environ.pop(contract.ENV_HANDOVER_SECRET, "")
     if openbis_url and token:
         save_token(openbis_url, token)
     if not secret:
@@ -126,12 +121,12 @@ def _load_jupyter_server_extension(serverapp):
         ".*$",
         [
             (
-                url_path_join(base, "openbis/token"),
+                url_path_join(base, contract.TOKEN_PATH),
                 TokenHandler,
                 {"secret": secret, "openbis_url": openbis_url},
             ),
             (
-                url_path_join(base, "openbis/notebooks"),
+                url_path_join(base, contract.NOTEBOOKS_PATH),
                 NotebookHandler,
                 {"secret": secret, "root_dir": serverapp.root_dir},
             ),

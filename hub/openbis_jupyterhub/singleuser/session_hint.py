@@ -10,7 +10,7 @@ with it to openBIS).
 import re
 import sys
 
-from .logscrub import scrub
+from ..logscrub import scrub
 
 HINT = (
     "Your openBIS session has expired: open Utilities > Jupyter Workspace in the ELN to refresh it."

@@ -31,18 +31,21 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Integer, List, Unicode, default
 from traitlets.config import Configurable
 
+from .. import contract
+from ..validator import check_folder, check_notebook_filename
 from . import templates
 from .openbis import OpenBISUnavailable
-from .validator import check_folder, check_notebook_filename
 
-NOTEBOOKS_PATH = "openbis/notebooks"  # the server extension's endpoint below a user's server
 ENDPOINT_PATH = "/openbis-notebook"  # below the hub's prefix: {hub public URL}/hub/openbis-notebook
 # how far over the size limit a body is still read (and dropped) to answer with a JSON 413
 OVERSIZE_DISCARD_BYTES = 1 << 30
 
 
 class NotebookEndpoint(Configurable):
-    """Settings of ``/hub/openbis-notebook`` (the ELN's jupyterIntegrationServerEndpoint)."""
+    """Settings of ``/hub/openbis-notebook`` (the ELN's jupyterIntegrationServerEndpoint).
+
+    ``OpenBISAuthenticator`` inherits them, so ``jupyterhub --help-all`` lists them under its
+    name; ``c.NotebookEndpoint.…`` and ``c.OpenBISAuthenticator.…`` both set them."""
 
     eln_origins = List(
         Unicode(),
@@ -65,7 +68,7 @@ class NotebookEndpoint(Configurable):
 
     @default("templates_dir")
     def _templates_dir_default(self):
-        checkout = Path(__file__).resolve().parents[2] / "notebook_templates"
+        checkout = Path(__file__).resolve().parents[3] / "notebook_templates"
         return str(checkout if checkout.is_dir() else "/srv/jupyterhub/notebook_templates")
 
     def allowed_origins(self, openbis_url: str) -> set[str]:
@@ -80,12 +83,8 @@ class _NotebookWriter:
 
     @property
     def endpoint(self) -> NotebookEndpoint:
-        # one instance per hub, configured from the hub's config (c.NotebookEndpoint.…)
-        if "openbis_notebook_endpoint" not in self.settings:
-            self.settings["openbis_notebook_endpoint"] = NotebookEndpoint(
-                config=self.settings["config"]
-            )
-        return self.settings["openbis_notebook_endpoint"]
+        # OpenBISAuthenticator is a NotebookEndpoint: its settings are the authenticator's
+        return self.authenticator
 
     async def ensure_server(self, user):
         """The user's default server, started and waited for when it is not running."""
@@ -113,14 +112,14 @@ class _NotebookWriter:
         """Have the user's server pick the free name (and write, unless ``test``)."""
         spawner = await self.ensure_server(user)
         query = urlencode({"folder": folder, "filename": filename, "test": str(test)})
-        url = url_path_join(spawner.server.url, NOTEBOOKS_PATH) + "?" + query
+        url = url_path_join(spawner.server.url, contract.NOTEBOOKS_PATH) + "?" + query
         secret = self.authenticator.handover_secret(user.name)
         try:
             response = await AsyncHTTPClient().fetch(
                 url,
                 method="POST",
                 body=body,
-                headers={"Authorization": f"Bearer {secret}"},
+                headers=contract.authorization(secret),
                 request_timeout=60,
             )
         except HTTPClientError as e:
@@ -173,7 +172,8 @@ def check_notebook(body: bytes):
         raise http_error(400, "The notebook is not in the Jupyter notebook format v4.")
     try:
         nbformat.validate(notebook)
-    except nbformat.ValidationError as e:
+    # nbformat's normalisation raises TypeError & co. on shapes its schema would refuse
+    except (nbformat.ValidationError, TypeError, AttributeError, KeyError) as e:
         message = str(getattr(e, "message", e)).splitlines()[0][:300]
         raise http_error(400, f"The notebook is not a valid v4 notebook: {message}") from e
 
@@ -348,7 +348,7 @@ class NotebookTemplateHandler(_NotebookWriter, BaseHandler):
         self.redirect(url_path_join(user.url, "notebooks", quote(answer["path"], safe="/")))
 
 
-# what jupyterhub_config.py registers as c.JupyterHub.extra_handlers (below the hub prefix)
+# registered by OpenBISAuthenticator.get_handlers, below the hub's prefix
 handlers = [
     (ENDPOINT_PATH, ELNNotebookHandler),
     (ENDPOINT_PATH + r"/t/(.+)", NotebookTemplateHandler),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from .validator import check_notebook_filename
+from ..validator import check_notebook_filename
 
 INJECTED_TAG = "injected-parameters"
 # papermill's convention: the injected cell goes right after the cell with the defaults

@@ -11,15 +11,17 @@ The flow, top to bottom:
    password is checked with openBIS ``login`` and the new session is used like an ELN token.
 3. The token lives in encrypted ``auth_state``. ``pre_spawn_start`` hands it to the
    user's server in the environment; a newer token is pushed to a running server
-   (``hand_over_token``), where our server extension (``singleuser.py``) writes it to
-   ``~/.pybis/<host>.token`` for pyBIS.
+   (``hand_over_token``), where our server extension (``openbis_jupyterhub.singleuser``)
+   writes it to ``~/.pybis/<host>.token`` for pyBIS. What both sides agree on is
+   ``openbis_jupyterhub.contract``.
+
+The authenticator also registers the ELN's notebook endpoint (``handlers.py``) below the
+hub's prefix through ``get_handlers``, next to the sign-in it shares.
 
 No Linux users exist anywhere: a user the hub has never seen is created on first sign-in,
 so every ELN link works after a hub restart or upgrade.
 """
 
-import hashlib
-import hmac
 import json
 from functools import cached_property
 from html import escape
@@ -34,11 +36,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.httputil import url_concat
 from traitlets import Float, Unicode, default, validate
 
-from . import logscrub
+from .. import contract, logscrub
+from .handlers import NotebookEndpoint
+from .handlers import handlers as notebook_handlers
 from .openbis import OpenBIS, OpenBISUnavailable
-
-# Path below a user's server where our server extension takes the newest token.
-TOKEN_HANDOVER_PATH = "openbis/token"  # noqa: S105 (a URL path, not a secret)
 
 
 def _without_token(url: str) -> str:
@@ -93,7 +94,7 @@ class OpenBISLoginHandler(LoginHandler):
         raise error
 
 
-class OpenBISAuthenticator(Authenticator):
+class OpenBISAuthenticator(NotebookEndpoint, Authenticator):
     """Authenticate JupyterHub users against openBIS.
 
     Accepts openBIS session tokens and personal access tokens (``?token=`` on
@@ -152,7 +153,8 @@ class OpenBISAuthenticator(Authenticator):
         return self.username_map.get(username, username)
 
     def get_handlers(self, app):
-        return [("/login", OpenBISLoginHandler)]
+        # JupyterHub serves these below its prefix: /hub/login, /hub/openbis-notebook, …
+        return [("/login", OpenBISLoginHandler), *notebook_handlers]
 
     @cached_property
     def openbis(self) -> OpenBIS:
@@ -194,20 +196,19 @@ class OpenBISAuthenticator(Authenticator):
         keys = CryptKeeper.instance().keys
         if not keys:
             raise RuntimeError("JUPYTERHUB_CRYPT_KEY must be set: openBIS tokens are encrypted")
-        message = f"openbis-handover:{username}".encode()
-        return hmac.new(keys[0], message, hashlib.sha256).hexdigest()
+        return contract.handover_secret(keys[0], username)
 
     async def pre_spawn_start(self, user, spawner):
         """Give the server the openBIS URL, CA and the user's newest token."""
         auth_state = await user.get_auth_state() or {}
         env = {
-            "OPENBIS_URL": self.openbis_url,
-            "OPENBIS_TOKEN": auth_state.get("openbis_token", ""),
-            "OPENBIS_HANDOVER_SECRET": self.handover_secret(user.name),
+            contract.ENV_OPENBIS_URL: self.openbis_url,
+            contract.ENV_OPENBIS_TOKEN: auth_state.get("openbis_token", ""),
+            contract.ENV_HANDOVER_SECRET: self.handover_secret(user.name),
         }
         if self.openbis_ca_file:
             with open(self.openbis_ca_file) as f:
-                env["OPENBIS_CA_CERT"] = f.read()
+                env[contract.ENV_OPENBIS_CA_CERT] = f.read()
         # a new dict: the configured one may be shared between spawners
         spawner.environment = {**spawner.environment, **env}
 
@@ -225,10 +226,10 @@ class OpenBISAuthenticator(Authenticator):
             return
         try:
             await AsyncHTTPClient().fetch(
-                url_path_join(spawner.server.url, TOKEN_HANDOVER_PATH),
+                url_path_join(spawner.server.url, contract.TOKEN_PATH),
                 method="PUT",
                 body=json.dumps({"token": token}),
-                headers={"Authorization": f"Bearer {self.handover_secret(user.name)}"},
+                headers=contract.authorization(self.handover_secret(user.name)),
                 request_timeout=10,
             )
         except (HTTPClientError, OSError) as e:

@@ -1,0 +1,97 @@
+"""The stack's settings: environment variables -> traitlets, each default stated once, here.
+
+``jupyterhub_config.py`` reads them with ``read()`` and hands them to ``apply()`` and the
+spawner's module; nothing else reads the environment. An empty variable means its default
+(compose passes unset ``.env`` entries as empty strings). ``.env.example`` documents each one
+for admins; a unit test keeps that file and this table in step.
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+
+def comma_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (order kept, duplicates dropped)."""
+    return list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # the environment variable
+    default: object = None  # None: the traitlet keeps its own default (or nothing is set)
+    traitlet: str = ""  # "Class.trait" the value goes to, where it maps to one directly
+    parse: Callable[[str], object] = str
+    required: bool = False
+
+
+SETTINGS = [
+    # --- openBIS
+    Setting("OPENBIS_URL", traitlet="OpenBISAuthenticator.openbis_url", required=True),
+    Setting("OPENBIS_CA_FILE", traitlet="OpenBISAuthenticator.openbis_ca_file"),
+    Setting("OPENBIS_ELN_URL", traitlet="OpenBISAuthenticator.eln_url"),
+    Setting("OPENBIS_ELN_ORIGINS", traitlet="NotebookEndpoint.eln_origins", parse=comma_list),
+    Setting(
+        "OPENBIS_NOTEBOOK_MAX_BYTES", traitlet="NotebookEndpoint.max_notebook_bytes", parse=int
+    ),
+    Setting("OPENBIS_NOTEBOOK_TEMPLATES", traitlet="NotebookEndpoint.templates_dir"),
+    # --- the hub
+    Setting("JUPYTERHUB_STATE_DIR", "/srv/jupyterhub"),  # database, cookie secret
+    Setting("JUPYTERHUB_CONFIG_D", "/etc/jupyterhub/jupyterhub_config.d"),  # site overrides
+    Setting("JUPYTERHUB_BIND_URL", "http://:8000", "JupyterHub.bind_url"),
+    # user servers reach the hub API over the Docker network
+    Setting("JUPYTERHUB_HUB_IP", "0.0.0.0", "JupyterHub.hub_ip"),  # noqa: S104
+    Setting("JUPYTERHUB_HUB_CONNECT_IP", traitlet="JupyterHub.hub_connect_ip"),
+    Setting("JUPYTERHUB_SSL_CERT", traitlet="JupyterHub.ssl_cert"),
+    Setting("JUPYTERHUB_SSL_KEY", traitlet="JupyterHub.ssl_key"),
+    Setting("JUPYTERHUB_ADMIN_USERS", traitlet="Authenticator.admin_users", parse=comma_list),
+    Setting("JUPYTERHUB_ALLOWED_USERS", traitlet="Authenticator.allowed_users", parse=comma_list),
+    Setting("JUPYTERHUB_CULL_TIMEOUT", 3600, parse=int),
+    # --- user servers
+    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker")),
+    Setting("JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"),
+    Setting("JUPYTERHUB_MEM_LIMIT", traitlet="Spawner.mem_limit"),
+    Setting("JUPYTERHUB_CPU_LIMIT", traitlet="Spawner.cpu_limit", parse=float),
+    Setting("JUPYTERHUB_NETWORK", "openbis-jupyterhub"),
+    Setting("JUPYTERHUB_CONTAINER_PREFIX", "jupyter"),
+    Setting("JUPYTERHUB_VOLUME_PREFIX", "jupyterhub-user-"),
+]
+
+
+class SettingError(ValueError):
+    """A setting that is missing or malformed; the message names the variable."""
+
+
+def read(env: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """Every setting's value: its environment variable, parsed, else its default."""
+    values = {}
+    for setting in SETTINGS:
+        text = env.get(setting.name, "").strip()
+        if not text:
+            if setting.required:
+                raise SettingError(f"{setting.name} must be set (see .env.example).")
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(text)
+        except ValueError as e:
+            raise SettingError(f"{setting.name}={text!r}: {e}") from e
+    return values
+
+
+def apply(c, values: Mapping[str, object]) -> None:
+    """Set the traitlets that settings map to directly (those with a value)."""
+    for setting in SETTINGS:
+        value = values[setting.name]
+        if setting.traitlet and value is not None:
+            section, trait = setting.traitlet.split(".")
+            setattr(getattr(c, section), trait, value)

@@ -1,0 +1,92 @@
+"""Environment -> traitlets: defaults, parsing, clear errors, and the admin's documentation."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openbis_jupyterhub.hub import settings
+from openbis_jupyterhub.hub.auth import OpenBISAuthenticator
+from openbis_jupyterhub.hub.handlers import NotebookEndpoint
+from traitlets.config import Config
+
+REPO = Path(__file__).resolve().parents[2]
+# set by the images, compose.yaml or the deployment files themselves, not by admins in .env
+SET_BY_THE_STACK = {
+    "JUPYTERHUB_STATE_DIR",
+    "JUPYTERHUB_CONFIG_D",
+    "JUPYTERHUB_BIND_URL",
+    "JUPYTERHUB_HUB_IP",
+    "JUPYTERHUB_HUB_CONNECT_IP",
+    "JUPYTERHUB_SPAWNER",
+    "OPENBIS_NOTEBOOK_TEMPLATES",
+}
+
+
+def test_defaults_apply_when_variables_are_empty():
+    values = settings.read({"OPENBIS_URL": "https://o.example.org", "JUPYTERHUB_NETWORK": " "})
+    assert values["JUPYTERHUB_NETWORK"] == "openbis-jupyterhub"
+    assert values["JUPYTERHUB_CULL_TIMEOUT"] == 3600
+    assert values["OPENBIS_ELN_ORIGINS"] is None
+
+
+def test_values_are_parsed_and_applied():
+    env = {
+        "OPENBIS_URL": "https://o.example.org",
+        "OPENBIS_ELN_ORIGINS": "https://eln.example.org, https://b.example.org,",
+        "OPENBIS_NOTEBOOK_MAX_BYTES": "1000",
+        "JUPYTERHUB_ADMIN_USERS": "JDoe,admin",
+        "JUPYTERHUB_CPU_LIMIT": "1.5",
+    }
+    c = Config()
+    settings.apply(c, settings.read(env))
+    assert c.OpenBISAuthenticator.openbis_url == "https://o.example.org"
+    assert c.NotebookEndpoint.eln_origins == ["https://eln.example.org", "https://b.example.org"]
+    assert c.NotebookEndpoint.max_notebook_bytes == 1000
+    assert c.Authenticator.admin_users == ["JDoe", "admin"]
+    assert c.Spawner.cpu_limit == 1.5
+    # settings without a value leave the traitlet's own default alone
+    assert "eln_url" not in c.OpenBISAuthenticator
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({}, "OPENBIS_URL must be set"),
+        ({"OPENBIS_NOTEBOOK_MAX_BYTES": "20MB"}, "OPENBIS_NOTEBOOK_MAX_BYTES='20MB'"),
+        ({"JUPYTERHUB_SPAWNER": "podman"}, "JUPYTERHUB_SPAWNER='podman': must be one of"),
+    ],
+)
+def test_errors_name_the_variable(env, words):
+    with pytest.raises(settings.SettingError, match=re.escape(words)):
+        settings.read({"OPENBIS_URL": "https://o.example.org", **env} if env else env)
+
+
+def test_every_setting_is_documented_for_admins():
+    documented = set(re.findall(r"^#?\s*(\w+)=", (REPO / ".env.example").read_text(), re.M))
+    missing = {s.name for s in settings.SETTINGS} - SET_BY_THE_STACK - documented
+    assert not missing, f".env.example does not document {sorted(missing)}"
+
+
+def test_compose_passes_every_setting_the_admin_can_set():
+    compose = (REPO / "compose.yaml").read_text()
+    passed = set(re.findall(r"^\s+(\w+): \$\{", compose, re.M))
+    missing = {s.name for s in settings.SETTINGS} - SET_BY_THE_STACK - passed
+    assert not missing, f"compose.yaml does not pass {sorted(missing)} to the hub"
+
+
+def test_help_all_documents_every_setting_of_ours():
+    jupyterhub = Path(sys.executable).parent / "jupyterhub"
+    text = subprocess.run(
+        [str(jupyterhub), "--help-all"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    ours = {"openbis_url", "openbis_ca_file", "eln_url", "openbis_timeout"}
+    ours |= {"eln_origins", "max_notebook_bytes", "templates_dir"}
+    assert ours <= set(OpenBISAuthenticator.class_traits(config=True))
+    for name in ours:
+        assert f"--OpenBISAuthenticator.{name}=" in text, name
+
+
+def test_templates_default_to_the_checkout():
+    assert Path(NotebookEndpoint().templates_dir) == REPO / "notebook_templates"
