@@ -4,20 +4,17 @@
    against the same page opened with an existing hub cookie (baseline, same run).
 2. 50 concurrent token sign-ins for 50 different users: successes, wall time, p50/p95.
 
-Run: .venv/bin/python benchmarks/auth.py   (needs configurable-http-proxy on PATH;
+Run: .venv/bin/python -m benchmarks.auth   (needs configurable-http-proxy on PATH;
 `make test` installs it into .venv/chp/node_modules/.bin)
 """
 
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hubprocess import hub_with_openbis_double  # noqa: E402
+from tests.hubprocess import hub_with_openbis_double
 
 RUNS = 20
 CONCURRENT_USERS = 50

@@ -18,7 +18,7 @@ Every run uses a fresh browser profile (no cached JavaScript).
 
 Goals: warm <= 1 s, cold <= 6 s, ratio <= 1.2, 20/20.
 
-Run: .venv/bin/python benchmarks/compose_journey.py [--runs 5] [--concurrent 20]
+Run: .venv/bin/python -m benchmarks.compose_journey [--runs 5] [--concurrent 20]
 (builds the images when missing, like the tests; takes a few minutes)
 """
 
@@ -29,7 +29,6 @@ import math
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,18 +36,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from playwright.async_api import async_playwright
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from compose_stack import ComposeStack, eln_new_notebook  # noqa: E402
-from conftest import (  # noqa: E402
+from tests.compose_stack import ELN_ORIGIN, ComposeStack
+from tests.conftest import (
     CHROMIUM_ARGS,
     HUB_IMAGE,
     OPENBIS_DOUBLE_IMAGE,
     SINGLEUSER_IMAGE,
     build_image,
 )
-from eln_notebook import eln_notebook  # noqa: E402
-from playwright.async_api import async_playwright  # noqa: E402
+from tests.eln import eln_new_notebook, eln_notebook
 
 DATASET = {
     "permId": {"permId": "20240115093000000-4"},
@@ -113,7 +111,7 @@ async def ours(stack, browser, user, name):
     token = await asyncio.to_thread(stack.login, user)
     start = time.perf_counter()
     written, link = await asyncio.to_thread(
-        eln_new_notebook, stack, token, user, FOLDER, name, notebook_for
+        eln_new_notebook, stack, token, user, FOLDER, name, notebook_for, ELN_ORIGIN
     )
     await wait_for_cells(browser, link, written["fileName"])
     return time.perf_counter() - start
@@ -124,7 +122,9 @@ def ours_without_browser(stack, user):
     then its link followed (sign-in, OAuth with the user's server) to the page's HTML."""
     token = stack.login(user)
     start = time.perf_counter()
-    written, link = eln_new_notebook(stack, token, user, FOLDER, "analysis", notebook_for)
+    written, link = eln_new_notebook(
+        stack, token, user, FOLDER, "analysis", notebook_for, ELN_ORIGIN
+    )
     page = stack.session().get(link, timeout=330)
     page.raise_for_status()
     if not page.url.startswith(f"{stack.url}/user/{user}/notebooks/"):

@@ -6,21 +6,18 @@ connection as a browser would. Goal here: median <= 100 ms for the pair. Baselin
 run: the two openBIS calls every request has to make to check the token
 (isSessionActive + getSessionInformation), sent directly to the openBIS double.
 
-Run: .venv/bin/python benchmarks/eln_endpoint.py   (needs configurable-http-proxy on PATH;
+Run: .venv/bin/python -m benchmarks.eln_endpoint   (needs configurable-http-proxy on PATH;
 `make test` installs it into .venv/chp/node_modules/.bin)
 """
 
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from eln_notebook import eln_notebook  # noqa: E402
-from hubprocess import hub_with_openbis_double  # noqa: E402
+from tests.eln import eln_notebook
+from tests.hubprocess import hub_with_openbis_double
 
 RUNS = 20
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}

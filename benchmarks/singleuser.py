@@ -1,6 +1,6 @@
 """Single-user image: size, each kernel's start-to-first-result, container start to server ready.
 
-    .venv/bin/python benchmarks/singleuser.py [--image IMAGE] [--runs 5]
+    .venv/bin/python -m benchmarks.singleuser [--image IMAGE] [--runs 5]
 
 Prints medians; asserts nothing. Goals (issue 5): image <= 1.5 GB (upstream: 4.75 GB), every
 kernel <= 1.5 s to its first result. Builds nothing: build the image first
@@ -11,16 +11,13 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 # the container set-up of the image's tests: the spawner's environment and a hub stand-in
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_singleuser_image import SERVER_COMMAND, hub_environment  # noqa: E402
+from test_singleuser_image import SERVER_COMMAND, hub_environment
 
 UPSTREAM_IMAGE_BYTES = 4.75e9
 KERNEL_CODE = {

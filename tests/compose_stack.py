@@ -9,24 +9,22 @@ throw-away CA that the test trusts: clients verify TLS, nothing turns verificati
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from escapism import escape
-from hubprocess import REPO, free_port
 from openbis_double import DoubleControl, seed
 from openbis_double.certs import create_certificates
+
+from tests.hubprocess import REPO, free_port
 
 # what the hub container sees of ./certs (compose.yaml mounts it read-only)
 CERTS_IN_HUB = "/etc/jupyterhub/certs"
@@ -238,54 +236,3 @@ def escape_user(user: str) -> str:
     """DockerSpawner's escaped user id (container and volume names): lower case and digits
     stay, everything else becomes ``-xx`` (hex)."""
     return escape(user, safe="abcdefghijklmnopqrstuvwxyz0123456789", escape_char="-").lower()
-
-
-# --- the ELN's requests ---------------------------------------------------------------------
-ENDPOINT = "/hub/openbis-notebook"
-FORM = "application/x-www-form-urlencoded; charset=UTF-8"  # what jQuery's $.ajax sends
-# what Chromium leaves unencoded in a query (URL standard); the rest becomes UTF-8 %XX
-BROWSER_KEEPS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "\"#<>'")
-
-
-def eln_post(stack, token, folder, filename, test, body, origin=ELN_ORIGIN):
-    """One POST of the ELN's "New Jupyter Notebook" as Chromium puts it on the wire: folder
-    and file name unencoded in the query (the browser encodes only spaces and the like),
-    jQuery's form content type, the ELN page's Origin. Returns (status, headers, JSON)."""
-    query = quote(
-        f"token={token}&folder={folder}&filename={filename}&test={test}", safe=BROWSER_KEEPS
-    )
-    context = ssl.create_default_context(cafile=str(stack.ca_file))
-    # the hub may wait for a server start (Spawner.start_timeout + http_timeout)
-    conn = http.client.HTTPSConnection("127.0.0.1", stack.port, context=context, timeout=330)
-    try:
-        conn.request(
-            "POST",
-            f"{ENDPOINT}?{query}",
-            body=body,
-            headers={"Content-Type": FORM, "Content-Length": str(len(body)), "Origin": origin},
-        )
-        response = conn.getresponse()
-        data = response.read()
-    finally:
-        conn.close()
-    return response.status, response.headers, json.loads(data) if data else None
-
-
-def eln_new_notebook(stack, token, user, folder, name, notebook):
-    """The ELN's whole "New Jupyter Notebook": test POST, write POST, the link it opens.
-
-    ``notebook(file_name)`` builds the notebook for the name the endpoint answered.
-    Returns (answer of the write, the link ``{hub}/hub/login?token=…&next=…``)."""
-    status, _, test = eln_post(stack, token, folder, f"{name}.ipynb", "True", b"TEST")
-    assert status == 200, test
-    body = json.dumps(notebook(test["fileName"])).encode()
-    status, _, written = eln_post(stack, token, folder, f"{name}.ipynb", "False", body)
-    assert status == 200, written
-    next_path = f"/user/{user}/notebooks/{folder}/{written['fileName']}"
-    return written, eln_link(stack, token, next_path)
-
-
-def eln_link(stack, token, next_path):
-    """What the ELN opens: ``{jupyterEndpoint}hub/login?token=T&next=<encodeURIComponent>``."""
-    # quote with these safe characters is JavaScript's encodeURIComponent
-    return f"{stack.url}/hub/login?token={token}&next=" + quote(next_path, safe="!*'()")

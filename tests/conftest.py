@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hubprocess import JupyterHubProcess
 from openbis_double import DoubleControl, seed
 from openbis_double.process import start_openbis_double
+
+from tests.hubprocess import JupyterHubProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,7 +217,7 @@ def hub_image():
 def compose_stack(hub_image, singleuser_image, openbis_double_image, tmp_path_factory):
     """The stack up and healthy; everything it made (user containers and volumes too) is
     removed at the end of the module."""
-    from compose_stack import ComposeStack
+    from tests.compose_stack import ComposeStack
 
     stack = ComposeStack(
         tmp_path_factory.mktemp("compose"), hub_image, singleuser_image, openbis_double_image

@@ -7,8 +7,9 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from hubprocess import JupyterHubProcess, free_port
-from jupyter_api import KernelSession
+
+from tests.hubprocess import JupyterHubProcess, free_port
+from tests.jupyter_api import KernelSession
 
 
 def eln_link(hub, token, next_path=None):

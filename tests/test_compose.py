@@ -13,11 +13,12 @@ import re
 
 import pytest
 import requests
-from compose_stack import ELN_ORIGIN, eln_link, eln_new_notebook, eln_post, escape_user
-from eln_notebook import eln_notebook
-from jupyter_api import KernelSession
 from openbis_double import seed
 from playwright.sync_api import Error as PlaywrightError
+
+from tests.compose_stack import ELN_ORIGIN, escape_user
+from tests.eln import eln_link, eln_new_notebook, eln_notebook, eln_post
+from tests.jupyter_api import KernelSession
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -48,7 +49,9 @@ def admin_token(compose_stack):
 def jdoe(compose_stack):
     """JDoe's ELN notebook: written through the ELN's two POSTs, JDoe's server running."""
     token = compose_stack.login("JDoe")
-    written, link = eln_new_notebook(compose_stack, token, "JDoe", FOLDER, NAME, notebook_for)
+    written, link = eln_new_notebook(
+        compose_stack, token, "JDoe", FOLDER, NAME, notebook_for, ELN_ORIGIN
+    )
     return {"written": written, "link": link}
 
 
@@ -102,13 +105,17 @@ def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_brow
     assert stack.api(f"/users/{user}", admin_token).status_code == 404  # never seen
     token = stack.login(user)
 
-    status, headers, test = eln_post(stack, token, FOLDER, f"{NAME}.ipynb", "True", b"TEST")
+    status, headers, test = eln_post(
+        stack, token, FOLDER, f"{NAME}.ipynb", "True", b"TEST", ELN_ORIGIN
+    )
     assert status == 200, test
     assert test == {"fileName": f"{NAME}.ipynb", "path": f"{FOLDER}/{NAME}.ipynb"}
     # the ELN page can read the answer (its origin is openBIS's, the default)
     assert headers["Access-Control-Allow-Origin"] == ELN_ORIGIN
     sent = json.dumps(notebook_for(test["fileName"])).encode()
-    status, headers, written = eln_post(stack, token, FOLDER, f"{NAME}.ipynb", "False", sent)
+    status, headers, written = eln_post(
+        stack, token, FOLDER, f"{NAME}.ipynb", "False", sent, ELN_ORIGIN
+    )
     assert status == 200, written
     assert written == test
     assert headers["Access-Control-Allow-Origin"] == ELN_ORIGIN
@@ -262,7 +269,7 @@ def test_a_user_cannot_open_or_write_another_users_server(compose_stack, admin_t
 
     alice = stack.login("alice")
     # alice's server runs (the ELN's test POST starts it), her browser is signed in to it
-    assert eln_post(stack, alice, FOLDER, f"{NAME}.ipynb", "True", b"TEST")[0] == 200
+    assert eln_post(stack, alice, FOLDER, f"{NAME}.ipynb", "True", b"TEST", ELN_ORIGIN)[0] == 200
     session = stack.session()
     own = session.get(eln_link(stack, alice, "/user/alice/lab"), timeout=120)
     assert own.status_code == 200 and own.url == f"{stack.url}/user/alice/lab"
@@ -290,9 +297,11 @@ def test_a_user_cannot_open_or_write_another_users_server(compose_stack, admin_t
     # leave it are refused
     body = json.dumps(notebook_for("planted.ipynb")).encode()
     for folder in ("../JDoe", "/home/jovyan", f"{FOLDER}/../..", "..", "/"):
-        status, _, answer = eln_post(stack, alice, folder, "planted.ipynb", "False", body)
+        status, _, answer = eln_post(
+            stack, alice, folder, "planted.ipynb", "False", body, ELN_ORIGIN
+        )
         assert status == 400, (folder, answer)
-    status, _, answer = eln_post(stack, alice, FOLDER, f"{NAME}.ipynb", "False", body)
+    status, _, answer = eln_post(stack, alice, FOLDER, f"{NAME}.ipynb", "False", body, ELN_ORIGIN)
     assert status == 200, answer
     listing = contents(stack, admin_token, "JDoe", FOLDER).json()
     assert sorted(item["name"] for item in listing["content"]) == jdoe_files

@@ -19,14 +19,11 @@ from urllib.parse import quote, urlencode, urlsplit
 import nbformat
 import pytest
 import requests
-from eln_notebook import eln_notebook
-from hubprocess import REPO, JupyterHubProcess, free_port
 
-ENDPOINT = "/hub/openbis-notebook"
-FORM = "application/x-www-form-urlencoded; charset=UTF-8"  # what jQuery's $.ajax sends
+from tests.eln import ENDPOINT, FORM, eln_notebook, eln_post
+from tests.hubprocess import REPO, JupyterHubProcess, free_port
+
 JQUERY = Path(sys.prefix) / "share/jupyterhub/static/components/jquery/dist/jquery.min.js"
-# what Chromium leaves unencoded in a query (URL standard); the rest becomes UTF-8 %XX
-BROWSER_KEEPS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "\"#<>'")
 SAMPLE_DATASET = {
     "permId": {"permId": "20240115093000000-4"},
     "experiment": {"permId": {"permId": "20240115093000000-2"}},
@@ -126,23 +123,6 @@ def jdoe(hub, openbis_double):
     status, _, _ = eln_post(hub, token, "warm-up", "first.ipynb", "True", b"TEST")
     assert status == 200
     return token
-
-
-def eln_post(hub, token, folder, filename, test, body, origin=None, raw_query=None):
-    """One ELN request as Chromium puts it on the wire: the query exactly as the ELN builds
-    it, with only what the URL standard encodes (spaces -> %20) encoded; content type and
-    body as jQuery sends them. Returns (status, headers, parsed JSON)."""
-    query = raw_query or f"token={token}&folder={folder}&filename={filename}&test={test}"
-    query = quote(query, safe=BROWSER_KEEPS)
-    conn = http.client.HTTPConnection(urlsplit(hub.url).netloc, timeout=120)
-    headers = {"Content-Type": FORM, "Content-Length": str(len(body))}
-    if origin:
-        headers["Origin"] = origin
-    conn.request("POST", f"{ENDPOINT}?{query}", body=body, headers=headers)
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, response.headers, json.loads(data) if data else None
 
 
 def notebook_bytes(file_name):

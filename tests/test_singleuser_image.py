@@ -10,10 +10,11 @@ from pathlib import PurePosixPath
 
 import nbformat
 import pytest
-from conftest import docker
-from eln_notebook import eln_notebook
 from openbis_jupyterhub.hub import templates
 from openbis_jupyterhub.singleuser.session_hint import HINT
+
+from tests.conftest import docker
+from tests.eln import eln_notebook
 
 pytestmark = pytest.mark.docker
 

@@ -1,11 +1,25 @@
-"""The notebook the openBIS ELN generates for "New Jupyter Notebook", cell for cell.
+"""The openBIS ELN's side of "New Jupyter Notebook", for tests and benchmarks alike.
 
-A Python port of ``createJupyterNotebookContent`` in the ELN's ``js/util/JupyterUtil.js``
-(see /work/shared/openbis-integration.md §1), so tests send exactly what the ELN sends.
+The ELN is a client we cannot change (``js/util/JupyterUtil.js``, see
+shared/openbis-integration.md §1). This is its port, the only one in the project:
+
+- ``eln_notebook``: the notebook it generates (``createJupyterNotebookContent``), cell for cell;
+- ``eln_post``: one of its two POSTs to the hub's notebook endpoint, byte for byte as Chromium
+  puts it on the wire;
+- ``eln_new_notebook``: the whole sequence (test POST, write POST) and ``eln_link``, the
+  sign-in link it then opens.
 """
 
+import http.client
 import json
+import ssl
 import uuid
+from urllib.parse import quote, urlsplit
+
+ENDPOINT = "/hub/openbis-notebook"
+FORM = "application/x-www-form-urlencoded; charset=UTF-8"  # what jQuery's $.ajax sends
+# what Chromium leaves unencoded in a query (URL standard); the rest becomes UTF-8 %XX
+BROWSER_KEEPS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "\"#<>'")
 
 
 def _markdown(text):
@@ -185,3 +199,50 @@ def eln_notebook(datasets, owner, file_name):
         "nbformat": 4,
         "nbformat_minor": 2,
     }
+
+
+# --- the requests -------------------------------------------------------------------------------
+def eln_post(hub, token, folder, filename, test, body, origin=None, raw_query=None):
+    """One POST of the ELN's "New Jupyter Notebook" to ``hub`` (anything with ``url``, and
+    ``ca_file`` for HTTPS): folder and file name unencoded in the query as the ELN builds it
+    (the browser encodes only spaces and the like), jQuery's form content type, the ELN
+    page's ``origin``. Returns (status, headers, parsed JSON)."""
+    query = raw_query or f"token={token}&folder={folder}&filename={filename}&test={test}"
+    query = quote(query, safe=BROWSER_KEEPS)
+    url = urlsplit(hub.url)
+    # the hub may wait for a server start (Spawner.start_timeout + http_timeout)
+    if url.scheme == "https":
+        context = ssl.create_default_context(cafile=str(hub.ca_file))
+        conn = http.client.HTTPSConnection(url.netloc, context=context, timeout=330)
+    else:
+        conn = http.client.HTTPConnection(url.netloc, timeout=330)
+    headers = {"Content-Type": FORM, "Content-Length": str(len(body))}
+    if origin:
+        headers["Origin"] = origin
+    try:
+        conn.request("POST", f"{ENDPOINT}?{query}", body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    return response.status, response.headers, json.loads(data) if data else None
+
+
+def eln_new_notebook(hub, token, user, folder, name, notebook, origin=None):
+    """The ELN's whole "New Jupyter Notebook": test POST, write POST, the link it opens.
+
+    ``notebook(file_name)`` builds the notebook for the name the endpoint answered.
+    Returns (answer of the write, the link ``{hub}/hub/login?token=…&next=…``)."""
+    status, _, test = eln_post(hub, token, folder, f"{name}.ipynb", "True", b"TEST", origin)
+    assert status == 200, test
+    body = json.dumps(notebook(test["fileName"])).encode()
+    status, _, written = eln_post(hub, token, folder, f"{name}.ipynb", "False", body, origin)
+    assert status == 200, written
+    next_path = f"/user/{user}/notebooks/{folder}/{written['fileName']}"
+    return written, eln_link(hub, token, next_path)
+
+
+def eln_link(hub, token, next_path):
+    """What the ELN opens: ``{jupyterEndpoint}hub/login?token=T&next=<encodeURIComponent>``."""
+    # quote with these safe characters is JavaScript's encodeURIComponent
+    return f"{hub.url}/hub/login?token={token}&next=" + quote(next_path, safe="!*'()")
