@@ -103,16 +103,24 @@ class ComposeStack:
         self.compose("restart", "hub", timeout=timeout)
         self.wait_for_hub(timeout)
 
+    def make(self, target, *variables, timeout=180) -> str:
+        """``make TARGET`` as an admin runs it, for this stack (the scripts read COMPOSE)."""
+        result = subprocess.run(
+            ["make", "--no-print-directory", "-C", str(REPO), target, *variables,
+             "COMPOSE=" + " ".join(self.compose_command)],
+            env=self.process_env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"make {target} failed:\n{result.stdout}{result.stderr[-3000:]}")
+        return result.stdout
+
     def down(self):
         """What `make down` does: stop the user servers, then `docker compose down`; every
         volume (hub state, user homes) stays."""
-        result = subprocess.run(
-            ["make", "--no-print-directory", "-C", str(REPO), "down",
-             "COMPOSE=" + " ".join(self.compose_command)],
-            env=self.process_env, capture_output=True, text=True, timeout=180, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise RuntimeError(f"make down failed:\n{result.stdout}{result.stderr[-3000:]}")
+        self.make("down")
+
+    def user_volume(self, user) -> str:
+        return f"{self.settings['JUPYTERHUB_VOLUME_PREFIX']}{escape_user(user)}"
 
     def wait_for_hub(self, timeout=120):
         deadline = time.monotonic() + timeout

@@ -51,6 +51,7 @@ pytest -q tests/unit
 # use the classic builder everywhere.
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 started_dockerd=""
+# shellcheck disable=SC2329 # called by the EXIT trap
 cleanup() {
     if [ -n "$started_dockerd" ]; then
         log "stopping the dockerd this script started (pid $started_dockerd)"
@@ -80,8 +81,9 @@ make --no-print-directory base-image wheels
 log "ruff"
 ruff check .
 ruff format --check .
-log "hadolint"
+log "hadolint, shellcheck"
 hadolint images/*/Dockerfile
+shellcheck -x scripts/* tests/run.sh images/*/*.sh images/singleuser/before-notebook.d/*.sh
 
 log "pytest (real hub, containers, browser)"
 set +e

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import re
+import subprocess
 
 import pytest
 import requests
@@ -330,3 +331,32 @@ def test_every_kernel_runs_in_the_user_container(compose_stack, admin_token, jdo
         session.shutdown()
     assert error is None, error
     assert re.fullmatch(rf"42 {hostname}\s*", output), output
+
+
+# --- 7. backup and restore: a lost home comes back, nothing is overwritten ------------------
+def test_backup_and_restore_bring_back_a_lost_home(compose_stack, admin_token, jdoe, tmp_path):
+    stack = compose_stack
+    notebook = file_bytes(stack, admin_token, "JDoe", jdoe["written"]["path"])
+    alice_volume, jdoe_volume = stack.user_volume("alice"), stack.user_volume("JDoe")
+    assert "backup written to" in stack.make("backup", f"BACKUP={tmp_path}/b")
+    archives = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "b").iterdir()}
+    assert archives == {
+        "hub-state.tar.gz": 0o600,
+        f"{alice_volume}.tar.gz": 0o600,
+        f"{jdoe_volume}.tar.gz": 0o600,
+    }
+    with pytest.raises(RuntimeError, match="the hub is running: make down first"):
+        stack.make("restore", f"BACKUP={tmp_path}/b")
+
+    stack.down()
+    subprocess.run(["docker", "volume", "rm", jdoe_volume], check=True, timeout=60)
+    restored = stack.make("restore", f"BACKUP={tmp_path}/b")
+    assert f"restored {jdoe_volume}" in restored
+    assert f"skipped {alice_volume}: it holds files" in restored
+    assert f"skipped {stack.project}_hub-state: it holds files" in restored
+
+    stack.up()
+    token = stack.login("JDoe")
+    # the restored home, as its owner sees it after a new ELN sign-in
+    stack.session().get(eln_link(stack, token, "/user/JDoe/lab"), timeout=330).raise_for_status()
+    assert file_bytes(stack, admin_token, "JDoe", jdoe["written"]["path"]) == notebook

@@ -1,6 +1,9 @@
-"""JupyterHub for openBIS: authenticator, ELN notebook endpoint, token hand-over to user servers.
+"""JupyterHub for openBIS, both sides of the hub/user-server boundary in one package.
 
-Modules: ``auth`` (the Authenticator, entry point ``openbis``), ``openbis`` (the openBIS
-calls the hub makes), ``validator`` (folder and file name checks), ``singleuser`` (server
-extension inside each user's server), ``data_cli`` (``openbis-data`` for Bash, R, Octave).
+- ``hub``: runs in the hub (the ``openbis`` authenticator with the ELN's notebook endpoint,
+  the openBIS calls, templates, settings, the spawner's configuration);
+- ``singleuser``: runs in every user's server (the Jupyter server extension that takes the
+  token and writes ELN notebooks, the session hint, ``openbis-data``, the Bash kernel);
+- ``contract``: what the two sides agree on (hand-over endpoints, environment names, signing);
+- ``validator``, ``logscrub``: name checks and token scrubbing, used on both sides.
 """

@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# Shared by the scripts in this folder: values of the stack's resolved compose configuration
+# (.env, the shell, the defaults in compose.yaml), read without anything but Docker on the host.
+# COMPOSE may carry options: COMPOSE="docker compose -p trial --env-file trial.env".
+COMPOSE=${COMPOSE:-docker compose}
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+compose_json() { $COMPOSE config --format json; }
+
+# hub_env KEY: a variable of the hub's environment
+hub_env() {
+    compose_json | awk -v key="\"$1\": " '
+        /^    "hub": \{/ { hub = 1 } hub && /^    }/ { hub = 0 }
+        hub && index($0, key) { sub(/^[^:]*: "/, ""); sub(/",?$/, ""); print; exit }'
+}
+
+# service_image NAME: the image a service runs
+service_image() {
+    compose_json | awk -v service="    \"$1\": {" '
+        $0 == service { inside = 1 } inside && /^    }/ { inside = 0 }
+        inside && /^      "image": / { sub(/^[^:]*: "/, ""); sub(/",?$/, ""); print; exit }'
+}
+
+# volume_name KEY: the Docker name of a volume of compose.yaml (hub-state -> <project>_hub-state)
+volume_name() {
+    compose_json | awk -v volume="    \"$1\": {" '
+        /^  "volumes": \{/ { volumes = 1 }
+        volumes && $0 == volume { inside = 1 }
+        inside && /^      "name": / { sub(/^[^:]*: "/, ""); sub(/",?$/, ""); print; exit }'
+}
+
+# user_volumes: the per-user home volumes DockerSpawner made ({prefix}{escaped user id})
+user_volumes() {
+    local prefix
+    prefix=$(hub_env JUPYTERHUB_VOLUME_PREFIX)
+    [ -n "$prefix" ] || die "no JUPYTERHUB_VOLUME_PREFIX in the compose configuration"
+    docker volume ls -q --filter "name=$prefix" | grep "^$prefix" || true
+}
