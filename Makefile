@@ -16,7 +16,7 @@ test: ## run every test (does its own set-up: packages, venv, dockerd, base imag
 	tests/run.sh
 
 lint: ## ruff and hadolint
-	ruff check . && ruff format --check . && hadolint images/*/Dockerfile
+	ruff check . && ruff format --check . && hadolint images/*/Dockerfile openbis_double/Dockerfile
 
 # A local debian:bookworm-slim built with debootstrap, for machines that reach no image
 # registry (Debian's package mirror is enough). Re-created only when missing.

@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from escapism import escape
 from hubprocess import REPO, free_port
+
 from openbis_double import DoubleControl, seed
 from openbis_double.certs import create_certificates
 

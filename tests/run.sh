@@ -76,7 +76,7 @@ log "ruff"
 ruff check .
 ruff format --check .
 log "hadolint"
-hadolint images/*/Dockerfile
+hadolint images/*/Dockerfile openbis_double/Dockerfile
 
 log "pytest"
 set +e

@@ -16,8 +16,9 @@ import requests
 from compose_stack import ELN_ORIGIN, eln_link, eln_new_notebook, eln_post, escape_user
 from eln_notebook import eln_notebook
 from jupyter_api import KernelSession
-from openbis_double import seed
 from playwright.sync_api import Error as PlaywrightError
+
+from openbis_double import seed
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 

@@ -1,4 +1,4 @@
-"""Command line: python -m tests.openbis_double --port 8443 [options] (see README.md)."""
+"""Command line: python -m openbis_double --port 8443 [options] (see README.md)."""
 
 import argparse
 import ssl
@@ -11,7 +11,7 @@ from .server import State, make_server
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tests.openbis_double",
+        prog="python -m openbis_double",
         description="openBIS test double speaking the pyBIS 1.37.5 wire protocol.",
     )
     parser.add_argument("--port", type=int, default=8443, help="TCP port (default 8443)")
