@@ -6,7 +6,8 @@ import sys
 import tempfile
 
 from .certs import create_certificates
-from .server import State, make_server
+from .server import make_server
+from .state import State
 
 
 def parse_args(argv=None):

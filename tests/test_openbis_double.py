@@ -17,7 +17,7 @@ import requests
 from pybis import Openbis
 
 from openbis_double import seed
-from openbis_double.server import AS_V3, DSS_V3
+from openbis_double.protocol import AS_V3, DSS_V3
 
 TOKEN_FORMAT = re.compile(r"^(?P<user>.+)-\d{15}x[0-9A-F]{32}$")
 DEAD_SESSION = "Session is no longer valid. Please log in again."
