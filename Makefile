@@ -16,7 +16,7 @@ test: ## run every test (does its own set-up: packages, venv, dockerd, base imag
 	tests/run.sh
 
 lint: ## ruff, hadolint, shellcheck
-	ruff check . && ruff format --check . && hadolint images/*/Dockerfile \
+	ruff check . && ruff format --check . && hadolint images/*/Dockerfile openbis_double/Dockerfile \
 	  && shellcheck -x scripts/* tests/run.sh images/*/*.sh images/singleuser/before-notebook.d/*.sh
 
 # A local debian:bookworm-slim built with debootstrap, for machines that reach no image

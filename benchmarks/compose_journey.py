@@ -311,7 +311,7 @@ def main():
     images = [
         build_image("images/hub/Dockerfile", HUB_IMAGE),
         build_image("images/singleuser/Dockerfile", SINGLEUSER_IMAGE),
-        build_image("images/openbis-double/Dockerfile", OPENBIS_DOUBLE_IMAGE),
+        build_image("openbis_double/Dockerfile", OPENBIS_DOUBLE_IMAGE),
     ]
     with tempfile.TemporaryDirectory() as workdir:
         stack = ComposeStack(Path(workdir), *images)

@@ -21,9 +21,9 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from escapism import escape
+
 from openbis_double import DoubleControl, seed
 from openbis_double.certs import create_certificates
-
 from tests.hubprocess import REPO, free_port
 
 # what the hub container sees of ./certs (compose.yaml mounts it read-only)

@@ -1,7 +1,7 @@
 """Shared pytest fixtures. Each section belongs to one part of the test suite; edit only yours."""
 
 # --- openbis_double -----------------------------------------------------------------------
-# The openBIS test double (tests/openbis_double) as a real subprocess speaking HTTPS.
+# The openBIS test double (openbis_double/) as a real subprocess speaking HTTPS.
 
 import os
 import subprocess
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from openbis_double import DoubleControl, seed
 from openbis_double.process import start_openbis_double
-
 from tests.hubprocess import JupyterHubProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +138,7 @@ def singleuser_image():
 
 @pytest.fixture(scope="session")
 def openbis_double_image():
-    return build_image("images/openbis-double/Dockerfile", OPENBIS_DOUBLE_IMAGE)
+    return build_image("openbis_double/Dockerfile", OPENBIS_DOUBLE_IMAGE)
 
 
 # --- openBIS double in Docker ----------------------------------------------------------------

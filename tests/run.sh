@@ -82,7 +82,7 @@ log "ruff"
 ruff check .
 ruff format --check .
 log "hadolint, shellcheck"
-hadolint images/*/Dockerfile
+hadolint images/*/Dockerfile openbis_double/Dockerfile
 shellcheck -x scripts/* tests/run.sh images/*/*.sh images/singleuser/before-notebook.d/*.sh
 
 log "pytest (real hub, containers, browser)"

@@ -14,9 +14,9 @@ import subprocess
 
 import pytest
 import requests
-from openbis_double import seed
 from playwright.sync_api import Error as PlaywrightError
 
+from openbis_double import seed
 from tests.compose_stack import ELN_ORIGIN, escape_user
 from tests.eln import eln_link, eln_new_notebook, eln_notebook, eln_post
 from tests.jupyter_api import KernelSession

@@ -14,9 +14,10 @@ import time
 
 import pytest
 import requests
-from openbis_double import seed
-from openbis_double.server import AS_V3, DSS_V3
 from pybis import Openbis
+
+from openbis_double import seed
+from openbis_double.protocol import AS_V3, DSS_V3
 
 TOKEN_FORMAT = re.compile(r"^(?P<user>.+)-\d{15}x[0-9A-F]{32}$")
 DEAD_SESSION = "Session is no longer valid. Please log in again."
@@ -404,7 +405,7 @@ def test_control_api_adds_users_and_counts_requests(double):
 def test_container_image_serves_pybis_on_the_compose_name(
     openbis_double_container, openbis_double_image, tmp_path, monkeypatch
 ):
-    """images/openbis-double: verified HTTPS for 127.0.0.1 and for the network alias `openbis`."""
+    """openbis_double/Dockerfile: verified HTTPS for 127.0.0.1 and for the alias `openbis`."""
     double = openbis_double_container
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(double.ca_file))
     o = Openbis(double.url)

@@ -8,7 +8,7 @@ import ssl
 import urllib.request
 from urllib.parse import quote
 
-from .server import AS_V3
+from .protocol import AS_V3
 
 
 class DoubleControl:

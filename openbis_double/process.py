@@ -10,14 +10,14 @@ from pathlib import Path
 from . import seed
 from .control import DoubleControl
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
 class OpenbisDouble:
     """A running double: `url`, `ca_file` (trust it, never disable verification),
     `control` (DoubleControl), `users` (seed user -> password) and `seed` (the seed module
-    with permIds, identifiers, paths and file bytes; see tests/openbis_double/README.md)."""
+    with permIds, identifiers, paths and file bytes; see openbis_double/README.md)."""
 
     url: str
     ca_file: str
@@ -40,10 +40,11 @@ class OpenbisDouble:
 
 
 def start_openbis_double(directory, api_version="3.7", session_timeout=None):
-    """Start `python -m tests.openbis_double` on a free port (the server picks it: --port 0)."""
+    """Start `python -m openbis_double` (cwd: the repository root) on a free port (the server
+    picks it: --port 0)."""
     cert_dir = directory / "certs"
     log_file = directory / "double.log"
-    command = [sys.executable, "-m", "tests.openbis_double", "--port", "0"]
+    command = [sys.executable, "-m", "openbis_double", "--port", "0"]
     command += ["--api-version", api_version, "--cert-dir", str(cert_dir)]
     if session_timeout is not None:
         command += ["--session-timeout", str(session_timeout)]

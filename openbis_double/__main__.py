@@ -1,4 +1,4 @@
-"""Command line: python -m tests.openbis_double --port 8443 [options] (see README.md)."""
+"""Command line: python -m openbis_double --port 8443 [options] (see README.md)."""
 
 import argparse
 import ssl
@@ -6,12 +6,13 @@ import sys
 import tempfile
 
 from .certs import create_certificates
-from .server import State, make_server
+from .server import make_server
+from .state import State
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tests.openbis_double",
+        prog="python -m openbis_double",
         description="openBIS test double speaking the pyBIS 1.37.5 wire protocol.",
     )
     parser.add_argument("--port", type=int, default=8443, help="TCP port (default 8443)")

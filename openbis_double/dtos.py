@@ -1,0 +1,329 @@
+"""The DTOs the double answers with: full nested objects with `@type`, as pyBIS parses them.
+
+Builders for people, spaces, projects, property and entity types, the data store,
+experiments (collections), samples (objects), datasets and dataset files. Entity builders
+take `datasets` (State.datasets: permId -> record) to list an entity's datasets.
+"""
+
+import binascii
+
+from . import seed
+
+REGISTRATION_MS = 1705307400000  # 2024-01-15 09:30 UTC, the seed permIds' timestamp
+
+# entity kind -> (DTO @type, seed types: code -> property codes)
+ENTITY_KINDS = {
+    "DATA_SET": ("as.dto.dataset.DataSetType", seed.DATASET_TYPES),
+    "EXPERIMENT": ("as.dto.experiment.ExperimentType", seed.EXPERIMENT_TYPES),
+    "SAMPLE": ("as.dto.sample.SampleType", seed.SAMPLE_TYPES),
+}
+
+
+def signed_crc32(data):
+    """openBIS reports CRC32 checksums as signed Java ints."""
+    value = binascii.crc32(data)
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def person_dto(user_id):
+    return {
+        "@type": "as.dto.person.Person",
+        "permId": {"@type": "as.dto.person.id.PersonPermId", "permId": user_id},
+        "userId": user_id,
+        "firstName": user_id,
+        "lastName": "Double",
+        "email": f"{user_id.lower()}@openbis-double.invalid",
+        "registrationDate": REGISTRATION_MS,
+        "active": True,
+        "space": None,
+    }
+
+
+def _common(code, registrator="admin", registered=REGISTRATION_MS):
+    return {
+        "code": code,
+        "registrator": person_dto(registrator),
+        "registrationDate": registered,
+        "modifier": person_dto(registrator),
+        "modificationDate": registered,
+        "frozen": False,
+    }
+
+
+def space_dto():
+    return {
+        "@type": "as.dto.space.Space",
+        **_common(seed.SPACE),
+        "permId": {"@type": "as.dto.space.id.SpacePermId", "permId": seed.SPACE},
+        "description": "Seeded space",
+        "frozenForProjects": False,
+        "frozenForSamples": False,
+    }
+
+
+def project_dto():
+    return {
+        "@type": "as.dto.project.Project",
+        **_common(seed.PROJECT.rsplit("/", 1)[1]),
+        "permId": {"@type": "as.dto.project.id.ProjectPermId", "permId": seed.PROJECT_PERM_ID},
+        "identifier": {"@type": "as.dto.project.id.ProjectIdentifier", "identifier": seed.PROJECT},
+        "space": space_dto(),
+        "description": "Seeded project",
+        "leader": None,
+        "attachments": [],
+        "frozenForExperiments": False,
+        "frozenForSamples": False,
+    }
+
+
+def property_type_dto(code):
+    label, data_type = seed.PROPERTY_TYPES[code]
+    return {
+        "@type": "as.dto.property.PropertyType",
+        "code": code,
+        "permId": {"@type": "as.dto.property.id.PropertyTypePermId", "permId": code},
+        "label": label,
+        "description": label,
+        "dataType": data_type,
+        "managedInternally": code.startswith("$"),
+        "multiValue": False,
+        "metaData": {},
+        "vocabulary": None,
+        "materialType": None,
+        "sampleType": None,
+        "schema": None,
+        "transformation": None,
+        "semanticAnnotations": [],
+        "registrator": person_dto("system"),
+        "registrationDate": REGISTRATION_MS,
+    }
+
+
+def entity_type_dto(kind, code):
+    dto_type, types = ENTITY_KINDS[kind]
+    type_perm_id = {
+        "@type": "as.dto.entitytype.id.EntityTypePermId",
+        "permId": code,
+        "entityKind": kind,
+    }
+    dto = {
+        "@type": dto_type,
+        "code": code,
+        "permId": type_perm_id,
+        "description": f"{code} (openBIS test double)",
+        "modificationDate": REGISTRATION_MS,
+        "validationPlugin": None,
+        "propertyAssignments": [
+            {
+                "@type": "as.dto.property.PropertyAssignment",
+                "permId": {
+                    "@type": "as.dto.property.id.PropertyAssignmentPermId",
+                    "entityTypeId": type_perm_id,
+                    "propertyTypeId": {
+                        "@type": "as.dto.property.id.PropertyTypePermId",
+                        "permId": prop,
+                    },
+                },
+                "propertyType": property_type_dto(prop),
+                "mandatory": False,
+                "showInEditView": True,
+                "showRawValueInForms": False,
+                "section": None,
+                "ordinal": ordinal,
+                "initialValueForExistingEntities": None,
+                "plugin": None,
+                "registrator": person_dto("system"),
+                "registrationDate": REGISTRATION_MS,
+            }
+            for ordinal, prop in enumerate(types[code], start=1)
+        ],
+    }
+    if kind == "DATA_SET":
+        dto.update(
+            kind="PHYSICAL",
+            mainDataSetPattern=None,
+            mainDataSetPath=None,
+            disallowDeletion=False,
+        )
+    if kind == "SAMPLE":
+        dto.update(
+            autoGeneratedCode=False,
+            generatedCodePrefix="S",
+            subcodeUnique=False,
+            listable=True,
+            showContainer=False,
+            showParents=True,
+            showParentMetadata=False,
+        )
+    return dto
+
+
+def _type_ref(kind, code):
+    """The entity type as embedded in an entity (pyBIS fetches the full type separately)."""
+    dto = entity_type_dto(kind, code)
+    dto.pop("propertyAssignments")
+    return dto
+
+
+def data_store_dto(base_url):
+    return {
+        "@type": "as.dto.datastore.DataStore",
+        "code": seed.DATA_STORE_CODE,
+        "permId": {"@type": "as.dto.datastore.id.DataStorePermId", "permId": seed.DATA_STORE_CODE},
+        "downloadUrl": base_url,
+        "remoteUrl": base_url,
+        "registrationDate": REGISTRATION_MS,
+        "modificationDate": REGISTRATION_MS,
+    }
+
+
+def experiment_dto(datasets, base_url, with_datasets=True):
+    dto = {
+        "@type": "as.dto.experiment.Experiment",
+        **_common(seed.EXPERIMENT.rsplit("/", 1)[1]),
+        "permId": {
+            "@type": "as.dto.experiment.id.ExperimentPermId",
+            "permId": seed.EXPERIMENT_PERM_ID,
+        },
+        "identifier": {
+            "@type": "as.dto.experiment.id.ExperimentIdentifier",
+            "identifier": seed.EXPERIMENT,
+        },
+        "type": _type_ref("EXPERIMENT", "COLLECTION"),
+        "project": project_dto(),
+        "properties": {"$NAME": "Experiment 1"},
+        "tags": [],
+        "attachments": [],
+        "samples": [],
+        "frozenForDataSets": False,
+        "frozenForSamples": False,
+    }
+    if with_datasets:
+        dto["dataSets"] = [
+            dataset_dto(datasets, p, base_url, shallow=True)
+            for p, d in datasets.items()
+            if d["experiment"] == seed.EXPERIMENT
+        ]
+    return dto
+
+
+def sample_dto(datasets, base_url, with_datasets=True):
+    dto = {
+        "@type": "as.dto.sample.Sample",
+        **_common(seed.SAMPLE.rsplit("/", 1)[1]),
+        "permId": {"@type": "as.dto.sample.id.SamplePermId", "permId": seed.SAMPLE_PERM_ID},
+        "identifier": {
+            "@type": "as.dto.sample.id.SampleIdentifier",
+            "identifier": seed.SAMPLE,
+        },
+        "type": _type_ref("SAMPLE", "EXPERIMENTAL_STEP"),
+        "project": project_dto(),
+        "space": space_dto(),
+        "experiment": experiment_dto(datasets, base_url, with_datasets=False),
+        "properties": {"$NAME": "Sample 1", "NOTES": "Seeded object"},
+        "parents": [],
+        "children": [],
+        "components": [],
+        "container": None,
+        "tags": [],
+        "attachments": [],
+        "frozenForComponents": False,
+        "frozenForChildren": False,
+        "frozenForParents": False,
+        "frozenForDataSets": False,
+    }
+    if with_datasets:
+        dto["dataSets"] = [
+            dataset_dto(datasets, p, base_url, shallow=True)
+            for p, d in datasets.items()
+            if d["sample"] == seed.SAMPLE
+        ]
+    return dto
+
+
+def dataset_dto(datasets, perm_id, base_url, shallow=False):
+    record = datasets[perm_id]
+    registered = record.get("registered", REGISTRATION_MS)
+    dto = {
+        "@type": "as.dto.dataset.DataSet",
+        **_common(perm_id, record["registrator"], registered),
+        "permId": {"@type": "as.dto.dataset.id.DataSetPermId", "permId": perm_id},
+        "type": _type_ref("DATA_SET", record["type"]),
+        "kind": "PHYSICAL",
+        "properties": dict(record["properties"]),
+        "dataStore": data_store_dto(base_url),
+        "physicalData": {
+            "@type": "as.dto.dataset.PhysicalData",
+            "shareId": "1",
+            "location": f"{seed.DATA_STORE_CODE}/{perm_id}",
+            "size": sum(len(b) for b in record["files"].values()),
+            "status": "AVAILABLE",
+            "presentInArchive": False,
+            "storageConfirmation": True,
+            "speedHint": -50,
+            "archivingRequested": False,
+        },
+        "linkedData": None,
+        "tags": [],
+        "accessDate": registered,
+        "dataProducer": None,
+        "dataProductionDate": None,
+        "measured": record["type"] == "RAW_DATA",
+        "postRegistered": True,
+        "frozenForChildren": False,
+        "frozenForParents": False,
+        "frozenForComponents": False,
+        "frozenForContainers": False,
+        "components": [],
+        "containers": [],
+    }
+    if shallow:
+        return dto
+    dto["experiment"] = (
+        experiment_dto(datasets, base_url, with_datasets=False) if record["experiment"] else None
+    )
+    dto["sample"] = (
+        sample_dto(datasets, base_url, with_datasets=False) if record["sample"] else None
+    )
+    dto["parents"] = [
+        dataset_dto(datasets, p, base_url, shallow=True) for p in record["parents"] if p in datasets
+    ]
+    dto["children"] = [
+        dataset_dto(datasets, p, base_url, shallow=True)
+        for p, d in datasets.items()
+        if perm_id in d["parents"]
+    ]
+    return dto
+
+
+def dataset_file_dtos(perm_id, record, base_url):
+    """DSS DataSetFile DTOs for every file of a dataset and every directory above them
+    (the root "" included); directories have length and CRC32 0."""
+    entries = {"": None}
+    for path, data in record["files"].items():
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            entries.setdefault("/".join(parts[:i]), None)
+        entries[path] = data
+    dtos = []
+    for path, data in sorted(entries.items()):
+        ds_id = {"@type": "as.dto.dataset.id.DataSetPermId", "permId": perm_id}
+        dtos.append(
+            {
+                "@type": "dss.dto.datasetfile.DataSetFile",
+                "permId": {
+                    "@type": "dss.dto.datasetfile.id.DataSetFilePermId",
+                    "dataSetId": ds_id,
+                    "filePath": path,
+                },
+                "dataSetPermId": ds_id,
+                "dataStore": data_store_dto(base_url),
+                "path": path,
+                "directory": data is None,
+                "fileLength": len(data) if data is not None else 0,
+                "checksumCRC32": signed_crc32(data) if data is not None else 0,
+                "checksum": None,
+                "checksumType": None,
+            }
+        )
+    return dtos
