@@ -44,7 +44,7 @@ from tests.conftest import (
     HUB_IMAGE,
     OPENBIS_DOUBLE_IMAGE,
     SINGLEUSER_IMAGE,
-    build_image,
+    build_images,
 )
 from tests.eln import eln_new_notebook, eln_notebook
 
@@ -308,13 +308,11 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--concurrent", type=int, default=20)
     args = parser.parse_args()
-    images = [
-        build_image("images/hub/Dockerfile", HUB_IMAGE),
-        build_image("images/singleuser/Dockerfile", SINGLEUSER_IMAGE),
-        build_image("openbis_double/Dockerfile", OPENBIS_DOUBLE_IMAGE),
-    ]
+    images = build_images()
     with tempfile.TemporaryDirectory() as workdir:
-        stack = ComposeStack(Path(workdir), *images)
+        stack = ComposeStack(
+            Path(workdir), images["hub"], images["singleuser"], images["openbis-double"]
+        )
         try:
             stack.up()
             asyncio.run(benchmark(stack, workdir, args.runs, args.concurrent))

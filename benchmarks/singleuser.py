@@ -4,7 +4,7 @@
 
 Prints medians; asserts nothing. Goals (issue 5): image <= 1.5 GB (upstream: 4.75 GB), every
 kernel <= 1.5 s to its first result. Builds nothing: build the image first
-(`DOCKER_BUILDKIT=0 docker build -f images/singleuser/Dockerfile -t IMAGE .`).
+(`make build`).
 """
 
 import argparse
@@ -77,7 +77,7 @@ def start_server(image, name):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", default="openbis-jupyterhub/singleuser:test")
+    parser.add_argument("--image", default="openbis-jupyterhub/singleuser:latest")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 

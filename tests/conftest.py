@@ -5,6 +5,7 @@
 
 import os
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -111,34 +112,54 @@ def browser():
         chromium.close()
 
 
-# --- images ----------------------------------------------------------------------------------
-# Our images, built with the real engine (classic builder; cached layers make rebuilds fast).
-SINGLEUSER_IMAGE = "openbis-jupyterhub/singleuser:test"
-OPENBIS_DOUBLE_IMAGE = "openbis-jupyterhub/openbis-double:test"
+# --- images ---------------------------------------------------------------------------------
+# Our images, built as an admin builds them (scripts/build: `make build` with the double's
+# compose file), under the names `make up` uses: after `make test`, `make up` builds nothing.
+SINGLEUSER_IMAGE = "openbis-jupyterhub/singleuser:latest"
+OPENBIS_DOUBLE_IMAGE = "openbis-jupyterhub/openbis-double:latest"
+HUB_IMAGE = "openbis-jupyterhub/hub:latest"
 
 
-def build_image(dockerfile, tag):
-    """`docker build -f dockerfile -t tag` from the repository root; returns the tag."""
-    result = subprocess.run(
-        ["docker", "build", "-f", str(REPO_ROOT / dockerfile), "-t", tag, str(REPO_ROOT)],
-        env={**os.environ, "DOCKER_BUILDKIT": "0"},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+def build_images() -> dict:
+    """Build the hub, single-user and openBIS double images as `make build` does; returns
+    their names. Also used by the benchmarks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        no_env_file = Path(tmp) / "empty.env"
+        no_env_file.write_text("")  # a developer's .env must not change what the tests build
+        compose = "docker compose -f compose.yaml -f compose.double.yaml"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "OPENBIS_"))}
+        env.update(COMPOSE=f"{compose} --env-file {no_env_file}", OPENBIS_URL="https://x.invalid")
+        result = subprocess.run(
+            [str(REPO_ROOT / "scripts" / "build")],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
     if result.returncode != 0:
-        raise RuntimeError(f"building {tag} failed:\n{result.stdout[-3000:]}{result.stderr}")
-    return tag
+        raise RuntimeError(f"scripts/build failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}")
+    return {"hub": HUB_IMAGE, "singleuser": SINGLEUSER_IMAGE, "openbis-double": OPENBIS_DOUBLE_IMAGE}
 
 
 @pytest.fixture(scope="session")
-def singleuser_image():
-    return build_image("images/singleuser/Dockerfile", SINGLEUSER_IMAGE)
+def images():
+    return build_images()
 
 
 @pytest.fixture(scope="session")
-def openbis_double_image():
-    return build_image("openbis_double/Dockerfile", OPENBIS_DOUBLE_IMAGE)
+def singleuser_image(images):
+    return images["singleuser"]
+
+
+@pytest.fixture(scope="session")
+def openbis_double_image(images):
+    return images["openbis-double"]
+
+
+@pytest.fixture(scope="session")
+def hub_image(images):
+    return images["hub"]
 
 
 # --- openBIS double in Docker ----------------------------------------------------------------
@@ -205,14 +226,6 @@ def openbis_double_container(openbis_double_image, tmp_path_factory):
 
 # --- compose stack ---------------------------------------------------------------------------
 # compose.yaml + compose.double.yaml as an admin runs them, unique names (tests/compose_stack.py).
-HUB_IMAGE = "openbis-jupyterhub/hub:test"
-
-
-@pytest.fixture(scope="session")
-def hub_image():
-    return build_image("images/hub/Dockerfile", HUB_IMAGE)
-
-
 @pytest.fixture(scope="module")
 def compose_stack(hub_image, singleuser_image, openbis_double_image, tmp_path_factory):
     """The stack up and healthy; everything it made (user containers and volumes too) is

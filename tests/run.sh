@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # One command for every test (`make test` runs this). It does its own set-up, idempotently:
-#   - Debian packages: docker.io, debootstrap, chromium, python3-pip (skipped when installed)
+#   - Debian packages: docker.io, debootstrap, chromium (skipped when installed)
 #   - a virtualenv .venv with our package and the test dependencies
 #   - a Docker engine: uses one that answers, else starts dockerd and stops it on exit
-#   - the local base image debian:bookworm-slim (no registry is reachable on some machines)
-#   - images/wheels/: Python wheels for offline image builds (pip download on the host)
+#   - the images, built by the tests themselves through scripts/build (make build)
 # Then the unit layer (tests/unit, no Docker), lint, and the tests with real containers.
 # Extra arguments go to the second pytest, e.g. `tests/run.sh -k auth -x`.
 set -euo pipefail
@@ -15,7 +14,7 @@ log() { printf '\033[1m[tests/run]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------
 need_pkgs=()
-for pkg in docker.io debootstrap chromium python3-pip; do
+for pkg in docker.io debootstrap chromium; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$pkg")
 done
 command -v npm >/dev/null || need_pkgs+=(nodejs npm)
@@ -47,9 +46,6 @@ log "unit tests"
 pytest -q tests/unit
 
 # --- Docker engine ---------------------------------------------------------------------
-# Debian's engine is 20.10; a newer client that may sit earlier on PATH has no buildx, so we
-# use the classic builder everywhere.
-export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 started_dockerd=""
 # shellcheck disable=SC2329 # called by the EXIT trap
 cleanup() {
@@ -74,8 +70,11 @@ if ! docker compose version >/dev/null 2>&1; then
     ln -sf "$VENV/bin/docker-compose" ~/.docker/cli-plugins/docker-compose
 fi
 
-# --- local base image ----------------------------------------------------------------------
-make --no-print-directory base-image wheels
+# --- image builds ----------------------------------------------------------------------------
+# The tests build the images with scripts/build (make build). These machines reach no image
+# registry (scripts/build then takes its offline path: debootstrap, wheels in a container) and
+# inspect TLS, so pip in image builds must trust this host's CAs.
+export BUILD_CA_FILE=${BUILD_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}
 
 # --- lint, then tests ------------------------------------------------------------------------
 log "ruff"
