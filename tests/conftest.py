@@ -139,7 +139,11 @@ def build_images() -> dict:
         )
     if result.returncode != 0:
         raise RuntimeError(f"scripts/build failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}")
-    return {"hub": HUB_IMAGE, "singleuser": SINGLEUSER_IMAGE, "openbis-double": OPENBIS_DOUBLE_IMAGE}
+    return {
+        "hub": HUB_IMAGE,
+        "singleuser": SINGLEUSER_IMAGE,
+        "openbis-double": OPENBIS_DOUBLE_IMAGE,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -189,7 +189,11 @@ def test_search_filters_by_owner_type_space_and_project(double):
     by_sample = o.get_datasets(sample=seed.SAMPLE)
     assert list(by_sample.df["permId"]) == [seed.BINARY_DATASET]
     by_experiment = o.get_datasets(experiment=seed.EXPERIMENT)
-    assert set(by_experiment.df["permId"]) == {seed.CSV_DATASET, seed.BINARY_DATASET}
+    assert set(by_experiment.df["permId"]) == {
+        seed.CSV_DATASET,
+        seed.BINARY_DATASET,
+        seed.IMAGE_DATASET,
+    }
     assert len(o.get_datasets(type="ANALYSIS_NOTEBOOK")) == 0
     assert list(o.get_samples(space=seed.SPACE).df["identifier"]) == [seed.SAMPLE]
     assert list(o.get_experiments(project=seed.PROJECT).df["identifier"]) == [seed.EXPERIMENT]
