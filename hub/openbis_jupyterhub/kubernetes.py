@@ -1,0 +1,94 @@
+"""User servers on Kubernetes: KubeSpawner settings, one pod and one home PVC per user.
+
+``configure(c, env)`` is called from two places and gives the same spawner both times:
+
+- ``hub/jupyterhub_config.py`` with ``JUPYTERHUB_SPAWNER=kubernetes`` (our hub image run on
+  its own): the settings come from ``env`` or our defaults;
+- Zero to JupyterHub (``deploy/kubernetes/values.yaml``, ``hub.extraConfig``): the chart's
+  ``jupyterhub_config.py`` has already set KubeSpawner from the chart values
+  (``singleuser.image``, ``.memory``, ``.cpu``, ``.storage``, ``.cmd``, ...), and those stay.
+
+So for every tunable setting: a value already in the config wins, else the environment
+variable, else our default. Two settings are policy and always set: the spawner class, and
+``delete_pvc = False`` (deleting a hub user keeps their files). And tornado's own HTTP client
+is selected again: the chart's config selects its curl client, which refuses the TLS context
+our openBIS client passes (internal CA on top of the system ones), so every sign-in would fail.
+"""
+
+from collections.abc import Mapping
+
+from tornado.httpclient import AsyncHTTPClient
+
+# where the single-user image (images/singleuser) keeps the user's files, as jovyan 1000:100
+HOME = "/home/jovyan"
+DEFAULT_IMAGE = "openbis-jupyterhub/singleuser:latest"
+
+
+def configure(c, env: Mapping[str, str]) -> None:
+    """Select KubeSpawner and set its traitlets on the config ``c`` from ``env``.
+
+    ``env`` (like ``os.environ``; an empty value means the default):
+    ``JUPYTERHUB_SINGLEUSER_IMAGE``, ``JUPYTERHUB_MEM_LIMIT``, ``JUPYTERHUB_CPU_LIMIT``,
+    ``JUPYTERHUB_MEM_GUARANTEE``, ``JUPYTERHUB_CPU_GUARANTEE``, ``JUPYTERHUB_STORAGE_CAPACITY``
+    (default ``10Gi``), ``JUPYTERHUB_STORAGE_CLASS`` (default: the cluster's),
+    ``JUPYTERHUB_HUB_CONNECT_IP`` (the hub's Service name, as user pods resolve it).
+    """
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    # Zero to JupyterHub picks CurlAsyncHTTPClient (faster for very many proxy API calls);
+    # it raises "ssl_options not supported" for openbis.OpenBIS's requests.
+    AsyncHTTPClient.configure(None)
+    # A user's files outlive their hub account: deleting a user (admin page, API, a culler
+    # with --cull-users) stops the pod but keeps the PVC, so the next sign-in finds them.
+    c.KubeSpawner.delete_pvc = False
+
+    def default(name, value):
+        if value is not None and name not in c.KubeSpawner and name not in c.Spawner:
+            setattr(c.KubeSpawner, name, value)
+
+    def env_value(name, convert=str):
+        value = env.get(name, "")
+        return convert(value) if value else None
+
+    default("image", env_value("JUPYTERHUB_SINGLEUSER_IMAGE") or DEFAULT_IMAGE)
+    # the image's own start script: it runs the before-notebook.d hooks (openBIS CA, notebook
+    # templates) and then jupyterhub-singleuser with the spawner's arguments
+    default("cmd", ["start-singleuser.sh"])
+    default("uid", 1000)
+    default("fs_gid", 100)  # the PVC's files become group 100, writable by jovyan
+    default("notebook_dir", HOME)
+    default("default_url", "/lab")
+    # Pulling the image onto a new node takes a while; answering also may on a busy node.
+    default("start_timeout", 300)
+    default("http_timeout", 120)
+
+    default("mem_limit", env_value("JUPYTERHUB_MEM_LIMIT"))
+    default("cpu_limit", env_value("JUPYTERHUB_CPU_LIMIT", float))
+    default("mem_guarantee", env_value("JUPYTERHUB_MEM_GUARANTEE"))
+    default("cpu_guarantee", env_value("JUPYTERHUB_CPU_GUARANTEE", float))
+
+    # Names. Pinned to KubeSpawner 7's defaults so that an upgrade that changes them cannot
+    # detach anyone from their home. The "safe" scheme keeps a user id that is a valid DNS
+    # label ("jdoe"); any other ("JDoe", "j.doe@ethz.ch", > 48 characters) becomes a
+    # lower-case stem plus "---" and 8 hex digits of its sha256, so ids differing only in
+    # case get different pods and PVCs. A PVC's name is also kept in the spawner's state.
+    default("slug_scheme", "safe")
+    default("pod_name_template", "jupyter-{user_server}")
+    default("pvc_name_template", "claim-{user_server}")
+    default("remember_pvc_name", True)
+
+    # Storage: one dynamically provisioned PVC per user, mounted as the home directory
+    # (what the chart does for singleuser.storage.type=dynamic, with the same names).
+    default("storage_pvc_ensure", True)
+    default("storage_capacity", env_value("JUPYTERHUB_STORAGE_CAPACITY") or "10Gi")
+    default("storage_class", env_value("JUPYTERHUB_STORAGE_CLASS"))
+    volume = "volume-{user_server}"
+    default(
+        "volumes",
+        {volume: {"name": volume, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}},
+    )
+    default("volume_mounts", {volume: {"name": volume, "mountPath": HOME}})
+
+    # User pods reach the hub API through the hub's Service (the chart sets hub_connect_url).
+    connect_ip = env_value("JUPYTERHUB_HUB_CONNECT_IP")
+    if connect_ip and not {"hub_connect_ip", "hub_connect_url"} & set(c.JupyterHub):
+        c.JupyterHub.hub_connect_ip = connect_ip
