@@ -149,6 +149,19 @@ def test_schema_rejects_mistakes(values, schema_errors, dotted, value):
     assert any(dotted.rsplit(".", 1)[-1] in error for error in errors), errors
 
 
+def readme_yaml_blocks():
+    """The ```yaml examples in deploy/kubernetes/README.md, parsed."""
+    text = (DEPLOY / "README.md").read_text()
+    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+
+
+def test_readme_examples_pass_the_chart_schema(values, schema_errors):
+    blocks = readme_yaml_blocks()
+    assert len(blocks) == 2  # the internal CA, the openBIS egress rule
+    for block in blocks:
+        assert schema_errors(helm_merge(values, block)) == []
+
+
 def test_values_set_what_the_journey_needs(values):
     hub, singleuser = values["hub"], values["singleuser"]
     assert hub["config"]["JupyterHub"]["authenticator_class"] == "openbis"
