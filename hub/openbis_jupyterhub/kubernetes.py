@@ -10,14 +10,10 @@
 
 So for every tunable setting: a value already in the config wins, else the environment
 variable, else our default. Two settings are policy and always set: the spawner class, and
-``delete_pvc = False`` (deleting a hub user keeps their files). And tornado's own HTTP client
-is selected again: the chart's config selects its curl client, which refuses the TLS context
-our openBIS client passes (internal CA on top of the system ones), so every sign-in would fail.
+``delete_pvc = False`` (deleting a hub user keeps their files).
 """
 
 from collections.abc import Mapping
-
-from tornado.httpclient import AsyncHTTPClient
 
 # where the single-user image (images/singleuser) keeps the user's files, as jovyan 1000:100
 HOME = "/home/jovyan"
@@ -34,9 +30,6 @@ def configure(c, env: Mapping[str, str]) -> None:
     ``JUPYTERHUB_HUB_CONNECT_IP`` (the hub's Service name, as user pods resolve it).
     """
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
-    # Zero to JupyterHub picks CurlAsyncHTTPClient (faster for very many proxy API calls);
-    # it raises "ssl_options not supported" for openbis.OpenBIS's requests.
-    AsyncHTTPClient.configure(None)
     # A user's files outlive their hub account: deleting a user (admin page, API, a culler
     # with --cull-users) stops the pod but keeps the PVC, so the next sign-in finds them.
     c.KubeSpawner.delete_pvc = False

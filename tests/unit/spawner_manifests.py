@@ -24,7 +24,6 @@ from jupyterhub.app import JupyterHub
 from jupyterhub.crypto import CryptKeeper
 from jupyterhub.objects import Server
 from kubernetes_asyncio.client import ApiClient
-from tornado.httpclient import AsyncHTTPClient
 from traitlets.config.loader import PyFileConfigLoader
 
 
@@ -54,7 +53,6 @@ async def manifests(config_file, env, user_ids):
     serialize = ApiClient().sanitize_for_serialization
     result = {
         "spawner_class": app.spawner_class.__module__ + "." + app.spawner_class.__name__,
-        "http_client": AsyncHTTPClient.configured_class().__name__,
     }
     users = result["users"] = {}
     for number, user_id in enumerate(user_ids, start=1):
