@@ -42,7 +42,6 @@ from tests.compose_stack import ELN_ORIGIN, ComposeStack
 from tests.conftest import (
     CHROMIUM_ARGS,
     HUB_IMAGE,
-    OPENBIS_DOUBLE_IMAGE,
     SINGLEUSER_IMAGE,
     build_images,
 )

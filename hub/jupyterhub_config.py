@@ -4,7 +4,7 @@
 import sys
 from pathlib import Path
 
-from openbis_jupyterhub.hub import docker, settings
+from openbis_jupyterhub.hub import docker, kubernetes, settings
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 env = settings.read()
@@ -18,8 +18,8 @@ c.JupyterHub.authenticator_class = "openbis"
 # user servers outlive hub restarts and upgrades; the hub finds them again from its database
 c.JupyterHub.cleanup_servers = False
 
-# --- user servers ------------------------------------------------------------------------------
-docker.configure(c, env)
+# --- user servers: DockerSpawner, or KubeSpawner (JUPYTERHUB_SPAWNER), one module each ---------
+{"docker": docker, "kubernetes": kubernetes}[env["JUPYTERHUB_SPAWNER"]].configure(c, env)
 c.Spawner.default_url = "/lab"
 # Many users opening notebooks at once (a class, a lab meeting) make servers slow to start on a
 # small host: with JupyterHub's defaults (60 s to start, 30 s to answer) it gives up on them and

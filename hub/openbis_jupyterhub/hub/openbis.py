@@ -8,7 +8,8 @@ import json
 import ssl
 from urllib.parse import urljoin
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 AS_V3_PATH = "/openbis/openbis/rmi-application-server-v3.json"
 
@@ -48,7 +49,10 @@ class OpenBIS:
             ssl_options=self._ssl,
         )
         try:
-            response = await AsyncHTTPClient().fetch(request)
+            # tornado's own client, not the configured one: JupyterHub configures the curl
+            # client when pycurl is installed (the hub image has it for Zero to JupyterHub),
+            # and curl refuses ssl_options
+            response = await SimpleAsyncHTTPClient().fetch(request)
             answer = json.loads(response.body)
         except (HTTPClientError, OSError, ValueError) as e:
             # the message names the URL but never the parameters (they hold secrets)

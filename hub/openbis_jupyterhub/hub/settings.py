@@ -57,13 +57,19 @@ SETTINGS = [
     Setting("JUPYTERHUB_ALLOWED_USERS", traitlet="Authenticator.allowed_users", parse=comma_list),
     Setting("JUPYTERHUB_CULL_TIMEOUT", 3600, parse=int),
     # --- user servers
-    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker")),
+    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker", "kubernetes")),
     Setting("JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"),
     Setting("JUPYTERHUB_MEM_LIMIT", traitlet="Spawner.mem_limit"),
     Setting("JUPYTERHUB_CPU_LIMIT", traitlet="Spawner.cpu_limit", parse=float),
+    Setting("JUPYTERHUB_MEM_GUARANTEE", traitlet="Spawner.mem_guarantee"),
+    Setting("JUPYTERHUB_CPU_GUARANTEE", traitlet="Spawner.cpu_guarantee", parse=float),
+    # --- user servers with DockerSpawner
     Setting("JUPYTERHUB_NETWORK", "openbis-jupyterhub"),
     Setting("JUPYTERHUB_CONTAINER_PREFIX", "jupyter"),
     Setting("JUPYTERHUB_VOLUME_PREFIX", "jupyterhub-user-"),
+    # --- user servers with KubeSpawner (hub/kubernetes.py)
+    Setting("JUPYTERHUB_STORAGE_CAPACITY", "10Gi"),
+    Setting("JUPYTERHUB_STORAGE_CLASS"),
 ]
 
 
@@ -71,13 +77,16 @@ class SettingError(ValueError):
     """A setting that is missing or malformed; the message names the variable."""
 
 
-def read(env: Mapping[str, str] = os.environ) -> dict[str, object]:
-    """Every setting's value: its environment variable, parsed, else its default."""
+def read(env: Mapping[str, str] = os.environ, *, complete: bool = True) -> dict[str, object]:
+    """Every setting's value: its environment variable, parsed, else its default.
+
+    ``complete=False`` allows required settings to be missing, where they come from another
+    part of the configuration (Zero to JupyterHub's ``hub.config``)."""
     values = {}
     for setting in SETTINGS:
         text = env.get(setting.name, "").strip()
         if not text:
-            if setting.required:
+            if setting.required and complete:
                 raise SettingError(f"{setting.name} must be set (see .env.example).")
             values[setting.name] = setting.default
             continue
