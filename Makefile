@@ -18,7 +18,13 @@ lint: ## ruff, hadolint, shellcheck
 COMPOSE ?= docker compose
 export COMPOSE
 
-.PHONY: up down logs build upgrade backup restore
+.PHONY: trial trial-down up down logs build upgrade backup restore
+trial: ## try it all on this machine, without an openBIS (prints one address)
+	scripts/trial
+
+trial-down: ## remove the trial and everything it made
+	scripts/trial-down
+
 up: ## build what is missing, start the stack, print the ELN profile values
 	scripts/up
 

@@ -4,9 +4,12 @@ import argparse
 import ssl
 import sys
 import tempfile
+import threading
 
+from . import seed
 from .certs import create_certificates
-from .server import make_server
+from .eln import ElnSettings
+from .server import eln_route, make_server
 from .state import State
 
 
@@ -40,7 +43,22 @@ def parse_args(argv=None):
         metavar="NAME",
         help="extra host name or IP for the server certificate (repeatable)",
     )
+    parser.add_argument(
+        "--eln-port",
+        type=int,
+        help="also serve the ELN stand-in page (eln.py) on this port, plain HTTP, for trials",
+    )
+    parser.add_argument(
+        "--eln-jupyter-endpoint",
+        default="http://localhost:8000/",
+        help="the ELN profile's jupyterEndpoint the page links to (with a trailing slash)",
+    )
+    parser.add_argument("--eln-user", default="JDoe", help="the user the page is signed in as")
     args = parser.parse_args(argv)
+    if args.eln_user not in seed.USERS:
+        parser.error(f"--eln-user must be one of {', '.join(seed.USERS)}")
+    if not args.eln_jupyter_endpoint.endswith("/"):
+        parser.error("--eln-jupyter-endpoint must end with a slash, as the ELN profile's does")
     if not args.api_version.replace(".", "", 1).isdigit() or "." not in args.api_version:
         parser.error("--api-version must look like 3.7")
     return args
@@ -64,6 +82,11 @@ def main(argv=None):
         f"{ca_note}",
         flush=True,
     )
+    if args.eln_port is not None:
+        state.eln = ElnSettings(args.eln_jupyter_endpoint, args.eln_user)
+        eln_server = make_server(args.host, args.eln_port, state, router=eln_route)
+        threading.Thread(target=eln_server.serve_forever, args=(0.2,), daemon=True).start()
+        print(f"ELN stand-in on http://{args.host}:{eln_server.server_address[1]}/", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

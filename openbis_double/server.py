@@ -9,7 +9,7 @@ import sys
 import traceback
 from urllib.parse import parse_qs, urlsplit
 
-from . import application_server, control_api, datastore_server, fast_download
+from . import application_server, control_api, datastore_server, eln, fast_download
 from .jsonrpc import RpcError, endpoint, error_answer
 from .protocol import (
     AS_V3,
@@ -30,7 +30,10 @@ ROUTES = {
     ("POST", QUERY_V1): endpoint(datastore_server.QUERY_V1_METHODS),
     ("POST", UPLOAD): datastore_server.upload,
     ("POST", FAST_DOWNLOAD): fast_download.handle,
+    ("GET", eln.PATH): eln.handle,
 }
+# the ELN stand-in's own plain-HTTP port (--eln-port) serves its page and nothing else
+ELN_ROUTES = {("GET", eln.PATH): eln.handle, ("GET", "/"): eln.handle}
 # then, in order: (HTTP method or None for any, path prefix, route)
 PREFIX_ROUTES = [
     (None, CONTROL_PREFIX, control_api.handle),
@@ -49,6 +52,11 @@ def route(request):
     return None
 
 
+def eln_route(request):
+    """The route on the ELN stand-in's own port: its page only."""
+    return ELN_ROUTES.get((request.http_method, request.path))
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     """Moves bytes between HTTP and the routes; never lets an exception escape."""
 
@@ -56,6 +64,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "openBIS-test-double"
     timeout = 60  # drop idle keep-alive connections so threads do not pile up
     state: object  # state.State, set on the subclass made by make_server
+    router: object  # route or eln_route, likewise
 
     def setup(self):
         # Headers and body go out in separate writes; without NODELAY, Nagle plus the
@@ -107,7 +116,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             request = Request(
                 self.state, http_method, url.path, parse_qs(url.query), body, self._base_url()
             )
-            found = route(request)
+            found = self.router(request)
             if found is None:
                 self._send(*json_answer({"error": f"nothing at {http_method} {url.path}"}, 404))
             else:
@@ -133,9 +142,9 @@ class _Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(host, port, state, ssl_context=None):
-    """A ready-to-serve HTTP(S) server answering for `state`."""
-    handler = type("BoundHandler", (Handler,), {"state": state})
+def make_server(host, port, state, ssl_context=None, router=route):
+    """A ready-to-serve HTTP(S) server answering for `state` (`router`: which routes)."""
+    handler = type("BoundHandler", (Handler,), {"state": state, "router": staticmethod(router)})
     server = _Server((host, port), handler)
     if ssl_context is not None:
         # Handshake in the handler thread, not in accept(): one slow client must not

@@ -28,6 +28,7 @@ class State:
         self.session_timeout = session_timeout
         self.lock = threading.RLock()
         self.users = dict(seed.USERS)
+        self.eln = None  # eln.ElnSettings when the ELN stand-in is on (--eln-port)
         self.reset()
 
     def reset(self):

@@ -37,3 +37,15 @@ user_volumes() {
     [ -n "$prefix" ] || die "no JUPYTERHUB_VOLUME_PREFIX in the compose configuration"
     docker volume ls -q --filter "name=$prefix" | grep "^$prefix" || true
 }
+
+# build_missing: make build, when an image of the stack is not there yet
+build_missing() {
+    local image missing=""
+    for image in $($COMPOSE --profile build config --images); do
+        docker image inspect "$image" >/dev/null 2>&1 || missing="$missing $image"
+    done
+    if [ -n "$missing" ]; then
+        echo "building the missing images:$missing"
+        scripts/build
+    fi
+}

@@ -56,6 +56,9 @@ if [ -n "${JUPYTERHUB_SSL_CERT:-}" ]; then
         install -o jupyterhub -g jupyterhub -m 0600 "$JUPYTERHUB_SSL_KEY" /run/jupyterhub/ssl.key
         export JUPYTERHUB_SSL_CERT=/run/jupyterhub/ssl.crt JUPYTERHUB_SSL_KEY=/run/jupyterhub/ssl.key
     fi
+elif [[ ${JUPYTERHUB_PUBLIC_URL:-} == http://* ]]; then
+    # make trial: the hub and the ELN stand-in on this host only, no certificate to accept
+    log "JUPYTERHUB_PUBLIC_URL is http://: serving without TLS (trials on this host only)"
 else
     public_url=${JUPYTERHUB_PUBLIC_URL:-https://localhost}
     host=${public_url#*://}

@@ -1,0 +1,113 @@
+"""`make trial` as a newcomer runs it: one command, one address, the ELN journey in Chromium
+(the ELN stand-in's buttons, the notebook runs, the analysis is saved back), `make trial-down`.
+
+The trial gets its own name and free ports here, so a developer's own trial keeps running.
+"""
+
+import os
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+from playwright.sync_api import Error as PlaywrightError
+
+from openbis_double import DoubleControl, seed
+from tests.conftest import REPO_ROOT
+from tests.hubprocess import free_port
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser]
+
+
+def make(target, env, timeout=600):
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO_ROOT), target],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"make {target}:\n{result.stdout}{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def docker(*args):
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=60, check=False
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def trial(images, tmp_path_factory):
+    name = f"obtrial-{uuid.uuid4().hex[:8]}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "OPENBIS_"))},
+        "TRIAL_NAME": name,
+        "TRIAL_PORT": str(free_port()),
+        "TRIAL_ELN_PORT": str(free_port()),
+    }
+    env.pop("COMPOSE", None)
+    printed = make("trial", env)
+    project = ["docker", "compose", "-p", name]
+    port = subprocess.run(
+        [*project, "port", "openbis-double", "8443"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    ca_file = tmp_path_factory.mktemp("trial") / "ca.pem"
+    ca_file.write_text(docker("exec", f"{name}-openbis-double-1", "cat", "/certs/ca.pem"))
+    control = DoubleControl(f"https://127.0.0.1:{port.rsplit(':', 1)[1]}", str(ca_file))
+    try:
+        yield {"name": name, "env": env, "printed": printed, "control": control}
+    finally:
+        down = make("trial-down", env)
+        assert "the trial is removed" in down
+        assert not docker("ps", "-aq", "--filter", f"name={name}").strip()
+        assert not docker("volume", "ls", "-q", "--filter", f"name={name}").strip()
+
+
+def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
+    addresses = re.findall(r"^\s+(http://\S+)$", trial["printed"], re.M)
+    assert addresses == [
+        f"http://localhost:{trial['env']['TRIAL_ELN_PORT']}/openbis/webapp/eln-lims/"
+    ]
+    context = browser.new_context()
+    eln = context.new_page()
+    eln.goto(addresses[0])
+    assert "Trial." in eln.locator(".banner").inner_text()
+    eln.locator(f"input[name=dataset][value='{seed.CSV_DATASET}']").check()
+    with context.expect_page(timeout=180_000) as opened:
+        eln.get_by_role("button", name="New Jupyter Notebook").click()
+    notebook = opened.value
+    try:
+        notebook.get_by_role("heading", name="Jupyter notebook title, modify me!").wait_for(
+            timeout=180_000
+        )
+    except PlaywrightError as e:
+        raise AssertionError(f"the ELN page says: {eln.locator('#status').inner_text()}") from e
+    assert notebook.url.endswith("/user/JDoe/notebooks/trial/analysis.ipynb")
+    assert "token" not in notebook.url
+
+    # Run > Run All Cells, as a person does; the last cell saves the analysis to openBIS
+    notebook.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    notebook.get_by_role("menuitem", name="Run", exact=True).click()
+    notebook.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    created = []
+    deadline = time.monotonic() + 240
+    while not created and time.monotonic() < deadline:
+        created = trial["control"].created_datasets()
+        time.sleep(1)
+    assert created, "Run All did not save the analysis to openBIS"
+    dataset = created[0]
+    assert (dataset["type"], dataset["registrator"]) == ("ANALYSIS_NOTEBOOK", "JDoe")
+    assert dataset["parents"] == [seed.CSV_DATASET]
+    names = {f["path"].rsplit("/", 1)[1] for f in dataset["files"]}
+    assert names == {"analysis.ipynb", "analysis.ipynb.html"}
+    # the plot cell drew the CSV into the notebook and into a file
+    assert notebook.locator(".jp-OutputArea-output img").count() >= 1
+    plot = ["docker", "exec", f"{trial['name']}--4a-44oe", "test", "-s", "trial/analysis.ipynb.png"]
+    assert subprocess.run(plot, timeout=60, check=False).returncode == 0
+    # the ELN stand-in lists the new dataset
+    eln.reload()
+    assert eln.get_by_text("ANALYSIS_NOTEBOOK").count() == 1
+    context.close()
