@@ -260,6 +260,13 @@ def test_openbis_without_arguments_uses_the_users_session(server, double):
     assert bundle == ["600", "jovyan"]
 
 
+def test_docker_exec_shells_trust_the_openbis_ca(server, double):
+    """An admin's `docker exec` shell (no start hook of its own) reaches openBIS too."""
+    server.fresh_session()
+    info = server.exec("openbis-data", "info", double.seed.CSV_DATASET).stdout
+    assert f"permId: {double.seed.CSV_DATASET}" in info
+
+
 def test_openbis_data_command(server, double):
     server.fresh_session()
     seed = double.seed
