@@ -16,7 +16,7 @@ import time
 import urllib.request
 import uuid
 
-from tests.conftest import REPO_ROOT, build_images
+from tests.conftest import REPO_ROOT, admin_environment, build_images
 from tests.hubprocess import free_port
 
 
@@ -26,9 +26,9 @@ def run(command, env, cwd):
 
 def one_trial(clone):
     name = f"obbench-{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "OPENBIS_"))}
-    env.update(TRIAL_NAME=name, TRIAL_PORT=str(free_port()), TRIAL_ELN_PORT=str(free_port()))
-    env.pop("COMPOSE", None)
+    env = admin_environment(
+        TRIAL_NAME=name, TRIAL_PORT=str(free_port()), TRIAL_ELN_PORT=str(free_port())
+    )
     address = f"http://localhost:{env['TRIAL_ELN_PORT']}/openbis/webapp/eln-lims/"
     start = time.perf_counter()
     try:

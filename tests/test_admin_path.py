@@ -5,13 +5,12 @@ nothing else; the offline fallback engages only where no registry has the base i
 real debootstrap, pip and python; the base image is present, as after a `docker pull`.
 """
 
-import os
 import subprocess
 import uuid
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, admin_environment
 from tests.hubprocess import free_port
 
 pytestmark = pytest.mark.docker
@@ -28,8 +27,7 @@ def stock_host(tmp_path):
         shim = shims / name
         shim.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\nexit 1\n')
         shim.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "OPENBIS_"))}
-    env.pop("COMPOSE", None)
+    env = admin_environment()
     env["PATH"] = f"{shims}:{env['PATH']}"
     return env, log
 

@@ -377,6 +377,10 @@ def test_backup_and_restore_bring_back_a_lost_home(compose_stack, admin_token, j
 
     stack.up()
     token = stack.login("JDoe")
-    # the restored home, as its owner sees it after a new ELN sign-in
+    # the restored home, as its owner sees it after a new ELN sign-in (which starts the server)
     stack.session().get(eln_link(stack, token, "/user/JDoe/lab"), timeout=330).raise_for_status()
+    deadline = time.monotonic() + 180
+    while not stack.api("/users/JDoe", admin_token).json()["servers"].get("", {}).get("ready"):
+        assert time.monotonic() < deadline, "JDoe's server did not start after the restore"
+        time.sleep(0.5)
     assert file_bytes(stack, admin_token, "JDoe", jdoe["written"]["path"]) == notebook

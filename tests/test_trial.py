@@ -4,7 +4,6 @@
 The trial gets its own name and free ports here, so a developer's own trial keeps running.
 """
 
-import os
 import re
 import subprocess
 import time
@@ -14,7 +13,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 
 from openbis_double import DoubleControl, seed
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, admin_environment
 from tests.hubprocess import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
@@ -42,13 +41,9 @@ def docker(*args):
 @pytest.fixture(scope="module")
 def trial(images, tmp_path_factory):
     name = f"obtrial-{uuid.uuid4().hex[:8]}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "OPENBIS_"))},
-        "TRIAL_NAME": name,
-        "TRIAL_PORT": str(free_port()),
-        "TRIAL_ELN_PORT": str(free_port()),
-    }
-    env.pop("COMPOSE", None)
+    env = admin_environment(
+        TRIAL_NAME=name, TRIAL_PORT=str(free_port()), TRIAL_ELN_PORT=str(free_port())
+    )
     printed = make("trial", env)
     project = ["docker", "compose", "-p", name]
     port = subprocess.run(
