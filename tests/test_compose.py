@@ -63,10 +63,11 @@ def open_notebook(browser, link, file_name, timeout=120_000):
     cells: the rendered title and the code cell holding the file name.
 
     Chromium aborts every request in flight with ERR_NETWORK_CHANGED when the host's network
-    addresses change, as they do here whenever Docker starts a container (a new veth gets an
-    IPv6 link-local address). Notebook 7 loads ~110 files; one aborted script leaves the page
-    blank for good. A person reloads such a page, and so does this: at most twice, and only
-    for that error (a user's browser sits on another host and never sees it)."""
+    addresses change, as they do whenever Docker creates a network or starts a container on
+    this host (a new bridge address, a new veth's IPv6 link-local address). Notebook 7 loads
+    ~110 files; one aborted script leaves the page blank for good. A person reloads such a
+    page, and so does this, for that error only and within the same time limit (a user's
+    browser sits on another host and never sees it)."""
     page = browser.new_context().new_page()
     aborted = []
     page.on(
@@ -77,23 +78,27 @@ def open_notebook(browser, link, file_name, timeout=120_000):
     )
     title = page.get_by_role("heading", name="Jupyter notebook title, modify me!")
     cell = page.locator(".jp-CodeCell .cm-content", has_text=f"fileName='{file_name}'")
-    for attempt in range(3):
+    deadline = time.monotonic() + timeout / 1000
+    reloads = 0
+    while time.monotonic() < deadline:
         aborted.clear()
         try:
             page.goto(link, timeout=timeout)
         except PlaywrightError as e:
-            if "ERR_NETWORK_CHANGED" not in str(e) or attempt == 2:
+            if "ERR_NETWORK_CHANGED" not in str(e):
                 raise
-            continue
-        deadline = time.monotonic() + timeout / 1000
+            aborted.append(link)
         while time.monotonic() < deadline and not aborted:
             if title.is_visible() and cell.is_visible():
+                if reloads:
+                    warnings.warn(f"{reloads} reload(s) after ERR_NETWORK_CHANGED", stacklevel=2)
                 return page
             page.wait_for_timeout(200)
-        if not aborted:
-            raise AssertionError(f"the notebook did not render within {timeout / 1000} s")
-        warnings.warn(f"reloading: ERR_NETWORK_CHANGED aborted {aborted[:3]}", stacklevel=2)
-    raise AssertionError(f"every load was aborted by ERR_NETWORK_CHANGED: {aborted[:3]}")
+        reloads += bool(aborted)
+    raise AssertionError(
+        f"the notebook did not render within {timeout / 1000} s ({reloads} reloads after "
+        f"ERR_NETWORK_CHANGED, last aborted: {aborted[:3]})"
+    )
 
 
 def contents(stack, token, user, path, **params):

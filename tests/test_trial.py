@@ -92,7 +92,8 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     while not created and time.monotonic() < deadline:
         created = trial["control"].created_datasets()
         time.sleep(1)
-    assert created, "Run All did not save the analysis to openBIS"
+    errors = notebook.locator(".jp-OutputArea-output.jp-RenderedText[data-mime-type*=error]")
+    assert created, f"Run All did not save the analysis: {errors.all_inner_texts()[:2]}"
     dataset = created[0]
     assert (dataset["type"], dataset["registrator"]) == ("ANALYSIS_NOTEBOOK", "JDoe")
     assert dataset["parents"] == [seed.CSV_DATASET]
