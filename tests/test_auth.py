@@ -207,6 +207,13 @@ def test_tokens_never_reach_the_log(hub, openbis_double):
         assert secret not in log
 
 
+def test_hub_log_has_no_deprecation_warning(hub):
+    """After the journeys above (sign-ins, spawns, restarts) on this module's hub."""
+    log = hub.log_text()
+    assert "User logged in: JDoe" in log
+    assert "deprecated" not in log.lower()
+
+
 @pytest.mark.browser
 def test_browser_lands_in_jupyterlab_signed_in(hub, openbis_double, browser):
     token = openbis_double.control.login("JDoe", "jdoe-password")
