@@ -39,6 +39,7 @@ FAST_DOWNLOAD_CHUNK = 1024 * 1024
 REGISTRATION_MS = 1705307400000  # 2024-01-15 09:30 UTC, the seed permIds' timestamp
 INVALID_SESSION = "ch.systemsx.cisd.common.exceptions.InvalidSessionException"
 USER_FAILURE = "ch.systemsx.cisd.common.exceptions.UserFailureException"
+AUTHORIZATION_FAILURE = "ch.systemsx.cisd.common.exceptions.AuthorizationFailureException"
 
 
 class RpcError(Exception):
@@ -92,6 +93,7 @@ class State:
             self.downloads = {}  # downloadSessionId -> fast download state
             self.request_counts = Counter()
             self.perm_id_counter = itertools.count(1)
+            self.observers = set()  # users with read-only rights (SPACE_OBSERVER)
 
     # --- sessions -----------------------------------------------------------------------
 
@@ -459,6 +461,7 @@ class Double:
                 "code": key,
                 "permId": key,
                 "type": record["type"],
+                "properties": record["properties"],
                 "experiment": self._view("experiment", None) if record["experiment"] else None,
                 "sample": self._view("sample", None) if record["sample"] else None,
             }
@@ -469,6 +472,7 @@ class Double:
                 "permId": seed.EXPERIMENT_PERM_ID,
                 "identifier": seed.EXPERIMENT,
                 "type": "COLLECTION",
+                "properties": {"$NAME": "Experiment 1"},
                 "project": self._view("project", None),
                 "space": self._view("space", seed.SPACE),
             }
@@ -479,6 +483,7 @@ class Double:
                 "permId": seed.SAMPLE_PERM_ID,
                 "identifier": seed.SAMPLE,
                 "type": "EXPERIMENTAL_STEP",
+                "properties": {"$NAME": "Sample 1", "NOTES": "Seeded object"},
                 "experiment": self._view("experiment", None),
                 "project": self._view("project", None),
                 "space": self._view("space", seed.SPACE),
@@ -510,7 +515,16 @@ class Double:
             if view is None:
                 return False
         field = criteria.get("fieldName")
+        if field is None and crit_type in ("CodeSearchCriteria", "PermIdSearchCriteria"):
+            field = "code"  # pyBIS's code criteria carry no field name
         value = (criteria.get("fieldValue") or {}).get("value")
+        if criteria.get("fieldType") == "PROPERTY" and isinstance(value, str):
+            # string property equal to a value; '*' is a wildcard when useWildcards is set
+            actual = str((view.get("properties") or {}).get(str(field).upper(), ""))
+            if criteria.get("useWildcards"):
+                pattern = ".*".join(re.escape(part) for part in value.split("*"))
+                return re.fullmatch(pattern, actual, re.IGNORECASE | re.DOTALL) is not None
+            return actual == value
         if field in ("code", "perm_id", "permId", "identifier", "id") and isinstance(value, str):
             wanted = value.upper()
             candidates = {str(view.get(k, "")).upper() for k in ("code", "permId", "identifier")}
@@ -528,7 +542,8 @@ class Double:
         searchDataStores getDataSets getExperiments getSamples getProjects getSpaces
         getPropertyTypes getDataSetTypes getExperimentTypes getSampleTypes
         searchDataSetTypes searchExperimentTypes searchSampleTypes searchDataSets
-        searchExperiments searchSamples createPermIdStrings""".split()
+        searchExperiments searchSamples searchSpaces searchProjects
+        createPermIdStrings""".split()
     )
 
     def as_v3(self, method, params, base_url):
@@ -628,6 +643,14 @@ class Double:
             criteria = params[1] if len(params) > 1 else {}
             found = [self.sample_dto(base_url)]
             found = found if self.matches(self._view("sample", None), criteria) else []
+            return {"objects": found, "totalCount": len(found)}
+        if method == "searchSpaces":
+            criteria = params[1] if len(params) > 1 else {}
+            found = [space_dto()] if self.matches(self._view("space", seed.SPACE), criteria) else []
+            return {"objects": found, "totalCount": len(found)}
+        if method == "searchProjects":
+            criteria = params[1] if len(params) > 1 else {}
+            found = [project_dto()] if self.matches(self._view("project", None), criteria) else []
             return {"objects": found, "totalCount": len(found)}
         if method == "createPermIdStrings":
             count = params[1] if len(params) > 1 and isinstance(params[1], int) else 1
@@ -781,6 +804,12 @@ class Double:
     def register(self, session, type_code, experiment, sample, parents, properties, files):
         """Register a dataset the way openBIS does: the sample wins as owner; a sample
         owner implies its experiment."""
+        if session.user in self.state.observers:
+            raise RpcError(
+                "Authorization failure: ERROR: \"None of method roles '[PROJECT_USER, SPACE_USER, "
+                f"SPACE_ETL_SERVER]' could be found in roles of user '{session.user}'.\".",
+                AUTHORIZATION_FAILURE,
+            )
         sample_identifier = None
         if sample is not None:
             if str(sample).upper() not in (seed.SAMPLE_PERM_ID, seed.SAMPLE):
@@ -983,6 +1012,12 @@ class Double:
             if args.get("user") not in state.users:
                 return 404, *_json_bytes({"error": "no such user"})
             return 200, *_json_bytes({"token": state.new_token(args["user"], pat=True)})
+        if http_method == "POST" and name == "observer":
+            if args.get("user") not in state.users:
+                return 404, *_json_bytes({"error": "no such user"})
+            with state.lock:
+                state.observers.add(args["user"])
+            return 200, *_json_bytes({"observer": args["user"]})
         if http_method == "POST" and name == "reset":
             state.reset()
             return 200, *_json_bytes({"reset": True})
