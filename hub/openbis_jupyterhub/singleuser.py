@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from . import lab_api
 from .validator import check_folder, check_notebook_filename, numbered_names
 
 
@@ -118,6 +119,7 @@ def _load_jupyter_server_extension(serverapp):
     secret = os.environ.pop("OPENBIS_HANDOVER_SECRET", "")
     if openbis_url and token:
         save_token(openbis_url, token)
+    serverapp.web_app.add_handlers(".*$", lab_api.handlers(serverapp.base_url))  # the lab panel
     if not secret:
         serverapp.log.warning("openBIS: no OPENBIS_HANDOVER_SECRET; token refresh is off")
         return
