@@ -296,6 +296,12 @@ def start_lab_server(directory: Path, double, **env) -> LabServer:
         target = jupyter_path / "labextensions" / "@openbis-jupyterhub" / "jupyterlab-openbis"
         target.parent.mkdir(parents=True)
         target.symlink_to(LABEXTENSION_BUILD)
+    config_dir = directory / "jupyter-config" / "labconfig"
+    config_dir.mkdir(parents=True)
+    # no "official Jupyter news?" toast over the panel
+    (config_dir / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+    )
     port, token = free_port(), secrets.token_hex(16)
     log_path = directory / "lab.log"
     environment = {
@@ -303,6 +309,7 @@ def start_lab_server(directory: Path, double, **env) -> LabServer:
         "HOME": str(home),
         "OPENBIS_URL": double.url,
         "REQUESTS_CA_BUNDLE": double.ca_file,
+        "JUPYTER_CONFIG_DIR": str(directory / "jupyter-config"),
         "JUPYTER_CONFIG_PATH": str(REPO_ROOT / "hub" / "jupyter-config"),
         "JUPYTER_PATH": str(jupyter_path),
         "JUPYTER_RUNTIME_DIR": str(directory / "runtime"),
