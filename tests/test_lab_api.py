@@ -521,3 +521,51 @@ def test_the_server_log_holds_no_openbis_token(lab_server):
     assert "openbis/api" in log  # the log is where the requests were logged
     assert not re.search(r"-\d{15}x[0-9A-F]{32}", log)
     assert os.stat(lab_server.home / ".pybis" / "127.0.0.1.token").st_mode & 0o077 == 0
+
+
+# --- the widgets template -------------------------------------------------------------------------
+
+
+def test_widgets_template_runs_and_saves_its_result(pybis_here):
+    """notebook_templates/widgets_python3.ipynb filled like the hub's template endpoint does,
+    run in a Python kernel: the widgets show the CSV and the binary file, and the notebook
+    is saved as an ANALYSIS_NOTEBOOK with both datasets as parents."""
+    from openbis_jupyterhub import templates
+
+    lab = pybis_here
+    template = Path(__file__).parent.parent / "notebook_templates" / "widgets_python3.ipynb"
+    params = {
+        "fileName": "widgets_python3.ipynb",
+        "datasetPermIds": [seed.CSV_DATASET, seed.BINARY_DATASET],
+        "ownerType": "object",
+        "ownerId": seed.SAMPLE,
+        "resultDatasetName": "Widgets look",
+        "resultDatasetNotes": "",
+        "resultDatasetHistoryId": "",
+    }
+    nb = templates.render(nbformat.read(template, as_version=4), params)
+    checks = (
+        "print(table.shape, columns.value)\n"
+        "pick.value = list(files)[1]\n"
+        "print(table, files[pick.value], columns.options)"
+    )
+    save_at = next(i for i, c in enumerate(nb.cells) if "## Saving the results" in c.source)
+    nb.cells.insert(save_at, nbformat.v4.new_code_cell(checks))
+    folder = lab.home / "widgets"
+    folder.mkdir()
+    nbformat.write(nb, folder / "widgets_python3.ipynb")
+    NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(folder)}}).execute()
+
+    widget_cell = next(c for c in nb.cells if "widgets.VBox" in c.source)
+    views = [
+        o
+        for o in widget_cell.outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert views, widget_cell.outputs
+    check = "".join(o.get("text", "") for o in nb.cells[save_at].outputs)
+    assert "(200, 3) ('signal_mv',)" in check
+    assert f"None {seed.BINARY_DATASET}/{seed.BINARY_PATH} ()" in check
+    [created] = lab.double.control.created_datasets()
+    assert created["parents"] == [seed.CSV_DATASET, seed.BINARY_DATASET]
+    assert created["properties"]["$NAME"] == "Widgets look"

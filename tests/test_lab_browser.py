@@ -219,3 +219,35 @@ def test_expired_session_shows_the_hint(page, lab):
     panel.get_by_role("button", name="Refresh").click()
     panel.locator(".jp-OpenbisPanel-status", has_text="as JDoe").wait_for()
     assert panel.locator(".jp-OpenbisPanel-hint").is_hidden()
+
+
+@pytest.mark.parametrize("ui", ["lab/tree", "notebooks"], ids=["jupyterlab", "notebook7"])
+def test_ipywidgets_work_in_jupyterlab_and_notebook_7(page, lab, ui):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import ipywidgets as w\n"
+            "slider = w.IntSlider(value=7, description='Seven')\n"
+            "label = w.Label()\n"
+            "w.dlink((slider, 'value'), (label, 'value'), transform=lambda v: f'got {v}')\n"
+            "w.VBox([slider, label])"
+        )
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python",
+    }  # fmt: skip
+    nbformat.write(nb, lab.home / f"widgets-{ui.replace('/', '-')}.ipynb")
+    page.goto(f"{lab.url}{ui}/widgets-{ui.replace('/', '-')}.ipynb?token={lab.token}")
+    page.locator(".jp-Cell .jp-InputPrompt").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    kernel = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if kernel.count():
+        kernel.get_by_role("button", name="Select").click()
+    page.locator(".jp-Cell .jp-InputPrompt").first.click()
+    page.keyboard.press("Shift+Enter")
+    slider = page.locator(".widget-slider", has_text="Seven")
+    slider.wait_for()
+    assert slider.locator(".widget-readout").inner_text() == "7"
+    slider.locator(".widget-readout").fill("9")  # the readout is editable: a round trip
+    slider.locator(".widget-readout").press("Enter")
+    page.locator(".widget-label", has_text="got 9").wait_for()
