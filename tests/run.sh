@@ -68,6 +68,14 @@ if [ ! -f "labextension/openbis_jupyterlab/labextension/package.json" ] \
     (cd labextension && rm -f node_modules/.built-* && jlpm build:prod >/dev/null \
         && touch "node_modules/.built-$lab_src")
 fi
+# its wheel for image builds that cannot reach the registries (images/wheels, like `make wheels`)
+if [ ! -f "images/wheels/.openbis_jupyterlab-$lab_src" ]; then
+    log "wheel of the labextension into images/wheels"
+    rm -f images/wheels/openbis_jupyterlab-*.whl images/wheels/.openbis_jupyterlab-*
+    "$VENV/bin/pip" install -q hatchling hatch-jupyter-builder
+    "$VENV/bin/pip" wheel -q --no-build-isolation --no-deps -w images/wheels ./labextension
+    touch "images/wheels/.openbis_jupyterlab-$lab_src"
+fi
 log "jest (labextension)"
 (cd labextension && jlpm test --silent)
 
