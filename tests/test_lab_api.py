@@ -569,3 +569,31 @@ def test_widgets_template_runs_and_saves_its_result(pybis_here):
     [created] = lab.double.control.created_datasets()
     assert created["parents"] == [seed.CSV_DATASET, seed.BINARY_DATASET]
     assert created["properties"]["$NAME"] == "Widgets look"
+
+
+def test_download_and_save_with_an_openbis_of_api_version_3_5(
+    openbis_double_legacy, monkeypatch, tmp_path
+):
+    """Older openBIS: pyBIS downloads by plain GET and uploads through the query v1 service."""
+    from openbis_jupyterhub.singleuser import save_token
+
+    double = openbis_double_legacy
+    double.control.reset()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("OPENBIS_URL", double.url)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", double.ca_file)
+    save_token(double.url, double.control.login("JDoe", "jdoe-password"), home=tmp_path)
+    written = lab_api.with_openbis(lab_api.download_dataset, seed.BINARY_DATASET, tmp_path, "")
+    assert written == ["spectrum.bin"]
+    assert (tmp_path / "spectrum.bin").read_bytes() == seed.BINARY_BYTES
+    assert double.control.request_count("datastore_server GET") >= 1
+    write_notebook(tmp_path / "n.ipynb", ["1"])
+    request = {
+        "notebook": "n.ipynb",
+        "owner": {"kind": "experiment", "id": seed.EXPERIMENT},
+        "parents": [seed.BINARY_DATASET],
+    }
+    perm_id = lab_api.with_openbis(lab_api.save_dataset, tmp_path, request)["permId"]
+    [created] = double.control.created_datasets()
+    assert created["permId"] == perm_id and created["parents"] == [seed.BINARY_DATASET]
+    assert lab_api.with_openbis(lab_api.reopen, tmp_path, perm_id)["folder"] == perm_id

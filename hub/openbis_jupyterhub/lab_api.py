@@ -42,6 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlparse
 
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
@@ -438,10 +439,14 @@ def _download_into(o, ds, directory: Path, files=None, job: Job | None = None) -
 
 
 _jobs: dict[str, Job] = {}
+KEEP_JOBS = 200  # finished downloads the panel may still ask about
 
 
 def start_download(root, perm_id, folder, files=None) -> Job:
     job = Job(perm_id, folder)
+    finished = [k for k, j in _jobs.items() if j.state != "running"]
+    for key in finished[: max(0, len(finished) - KEEP_JOBS)]:
+        del _jobs[key]
     _jobs[job.id] = job
 
     def run():
@@ -745,12 +750,14 @@ class _Handler(APIHandler):
 
 class StatusHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self):
         self.answer(await self.run(status))
 
 
 class ChildrenHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self):
         kind = self.get_query_argument("kind", "root")
         ident = self.get_query_argument("id", "")
@@ -759,6 +766,7 @@ class ChildrenHandler(_Handler):
 
 class SearchHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self):
         query = self.get_query_argument("q", "")
         self.answer(await self.run(lambda: {"items": with_openbis(search, query)}))
@@ -766,6 +774,7 @@ class SearchHandler(_Handler):
 
 class DownloadsHandler(_Handler):
     @web.authenticated
+    @authorized
     async def post(self):
         body = self.json_body()
         perm_id, folder = check_perm_id(body.get("permId")), body.get("folder", "")
@@ -776,6 +785,7 @@ class DownloadsHandler(_Handler):
 
 class DownloadHandler(_Handler):
     @web.authenticated
+    @authorized
     def get(self, job_id):
         job = _jobs.get(job_id)
         if job is None:
@@ -785,6 +795,7 @@ class DownloadHandler(_Handler):
 
 class NotebookContextHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self):
         path = self.get_query_argument("path", "")
         self.answer(await self.run(notebook_context, self.root, path))
@@ -792,6 +803,7 @@ class NotebookContextHandler(_Handler):
 
 class DatasetsHandler(_Handler):
     @web.authenticated
+    @authorized
     async def post(self):
         body = self.json_body()
         self.answer(await self.run(with_openbis, save_dataset, self.root, body), 201)
@@ -799,6 +811,7 @@ class DatasetsHandler(_Handler):
 
 class ReopenHandler(_Handler):
     @web.authenticated
+    @authorized
     async def post(self):
         perm_id = self.json_body().get("permId")
         self.answer(await self.run(reopen_dataset, perm_id, self.root), 201)
@@ -806,6 +819,7 @@ class ReopenHandler(_Handler):
 
 class EnvironmentHandler(_Handler):
     @web.authenticated
+    @authorized
     async def get(self):
         path = self.get_query_argument("path", "")
         self.answer(await self.run(environment_report, self.root, path))
