@@ -25,7 +25,8 @@ pytestmark = [
     ),
 ]
 
-SCREENSHOT = REPO_ROOT / "labextension" / "docs" / "panel.png"
+# the README's picture (labextension/docs/panel.png) is a copy of this one
+SCREENSHOT = REPO_ROOT / "test-artifacts" / "openbis-panel.png"
 ANALYSIS = [
     "import csv\nrows = list(csv.DictReader(open('measurements.csv')))\nlen(rows)",
     "mean = sum(float(r['signal_mv']) for r in rows) / len(rows)\nprint(f'mean {mean:.4f}')",
