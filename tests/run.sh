@@ -76,8 +76,8 @@ if [ ! -f "images/wheels/.openbis_jupyterlab-$lab_src" ]; then
     "$VENV/bin/pip" wheel -q --no-build-isolation --no-deps -w images/wheels ./labextension
     touch "images/wheels/.openbis_jupyterlab-$lab_src"
 fi
-log "jest (labextension)"
-(cd labextension && jlpm test --silent)
+log "prettier and jest (labextension)"
+(cd labextension && jlpm lint >/dev/null && jlpm test --silent)
 
 # --- Docker engine ---------------------------------------------------------------------
 # Debian's engine is 20.10; a newer client that may sit earlier on PATH has no buildx, so we

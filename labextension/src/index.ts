@@ -1,8 +1,4 @@
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog, Notification } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
@@ -60,7 +56,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     const panel = new OpenbisPanel(host);
     panel.title.icon = openbisIcon;
-    app.shell.add(panel, 'right', { rank: 50 });  // beside the file browser
+    app.shell.add(panel, 'right', { rank: 50 }); // beside the file browser
     restorer?.add(panel, 'openbis-panel');
 
     const showPanel = () => app.shell.activateById(panel.id);
@@ -158,9 +154,7 @@ async function addBanner(nb: NotebookPanel, panel: OpenbisPanel): Promise<void> 
   await nb.context.ready;
   let report: IEnvironmentReport;
   try {
-    report = await requestAPI<IEnvironmentReport>(
-      `environment${query({ path: nb.context.path })}`
-    );
+    report = await requestAPI<IEnvironmentReport>(`environment${query({ path: nb.context.path })}`);
   } catch {
     return;
   }

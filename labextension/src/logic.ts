@@ -3,14 +3,7 @@
  * Everything here is pure, so jest tests it directly (src/__tests__/logic.spec.ts).
  */
 
-export type Kind =
-  | 'root'
-  | 'space'
-  | 'project'
-  | 'experiment'
-  | 'sample'
-  | 'dataset'
-  | 'file';
+export type Kind = 'root' | 'space' | 'project' | 'experiment' | 'sample' | 'dataset' | 'file';
 
 export interface INode {
   kind: Kind;
@@ -205,7 +198,10 @@ export interface ISaveForm {
   html: boolean;
   environment: boolean;
   files: string[];
+  type?: string;
 }
+
+export const DEFAULT_TYPE = 'ANALYSIS_NOTEBOOK';
 
 export interface ISaveRequest {
   notebook: string;
@@ -233,6 +229,10 @@ export function buildSaveRequest(form: ISaveForm): ISaveRequest | string {
   if (bad.length) {
     return `Not a dataset permId: ${bad.join(', ')}`;
   }
+  const type = (form.type ?? '').trim().toUpperCase() || DEFAULT_TYPE;
+  if (!/^[A-Z0-9_$.-]+$/.test(type)) {
+    return `Not a dataset type code: ${type}`;
+  }
   const files = form.files.filter(f => f !== form.notebook);
   return {
     notebook: form.notebook,
@@ -244,7 +244,7 @@ export function buildSaveRequest(form: ISaveForm): ISaveRequest | string {
     html: form.html,
     environment: form.environment,
     files,
-    type: 'ANALYSIS_NOTEBOOK'
+    type
   };
 }
 
@@ -283,9 +283,7 @@ export function environmentLines(report: IEnvironmentReport): string[] {
   }
   const lines: string[] = [];
   const ds = report.dataset;
-  lines.push(
-    `Re-opened from openBIS dataset ${ds.permId}${ds.name ? ` (${ds.name})` : ''}.`
-  );
+  lines.push(`Re-opened from openBIS dataset ${ds.permId}${ds.name ? ` (${ds.name})` : ''}.`);
   if (!report.saved || !report.differences) {
     lines.push('No environment was saved with it: package versions cannot be compared.');
     return lines;

@@ -9,6 +9,7 @@ import {
   INode,
   IOwner,
   IStatus,
+  DEFAULT_TYPE,
   buildSaveRequest,
   canOwn,
   folderOf,
@@ -145,17 +146,26 @@ export class OpenbisPanel extends Widget {
     return result;
   }
 
-  /** Fill the save form from the current notebook (ELN metadata wins over the tree). */
+  /** Fill the save form from the current notebook (ELN metadata wins over the tree), once
+   * per notebook: what the user typed for it stays. */
   async notebookChanged(): Promise<void> {
     const nb = this.host.currentNotebook();
     this.form.notebook.textContent = nb ? nb.path : 'no notebook open';
+    const path = nb?.path ?? null;
+    if (path === this.prefilledFor) {
+      return;
+    }
+    this.prefilledFor = path;
     let context: IContext | null = null;
-    if (nb) {
+    if (path) {
       try {
-        context = await requestAPI<IContext>(`notebook-context${query({ path: nb.path })}`);
+        context = await requestAPI<IContext>(`notebook-context${query({ path })}`);
       } catch {
         context = null;
       }
+    }
+    if (this.prefilledFor !== path) {
+      return; // another notebook became current meanwhile
     }
     const filled = prefill(context, this.owner, this.form.parents.value);
     this.setOwner(filled.owner);
@@ -177,7 +187,8 @@ export class OpenbisPanel extends Widget {
       historyId: this.historyId,
       html: this.form.html.checked,
       environment: this.form.environment.checked,
-      files: this.host.selectedFiles()
+      files: this.host.selectedFiles(),
+      type: this.form.type.value
     });
     if (typeof request === 'string') {
       this.form.message.textContent = request;
@@ -226,6 +237,7 @@ export class OpenbisPanel extends Widget {
   // --- building blocks ------------------------------------------------------------------
 
   private historyId = '';
+  private prefilledFor: string | null = null;
   private header = el('div', { class: 'jp-OpenbisPanel-status', 'aria-live': 'polite' });
   private hint = el('div', { class: 'jp-OpenbisPanel-hint', role: 'alert' });
   private searchInput = el('input', {
@@ -246,6 +258,12 @@ export class OpenbisPanel extends Widget {
       class: 'jp-mod-styled'
     }),
     name: el('input', { type: 'text', 'aria-label': 'Dataset name', class: 'jp-mod-styled' }),
+    type: el('input', {
+      type: 'text',
+      'aria-label': 'Dataset type',
+      value: DEFAULT_TYPE,
+      class: 'jp-mod-styled'
+    }),
     notes: el('textarea', { 'aria-label': 'Notes', rows: '2', class: 'jp-mod-styled' }),
     html: el('input', { type: 'checkbox', checked: '' }),
     environment: el('input', { type: 'checkbox', checked: '' }),
@@ -260,7 +278,10 @@ export class OpenbisPanel extends Widget {
       button('Refresh', 'Check the session again and reload the tree', () => void this.refresh())
     );
     const search = el('form', { class: 'jp-OpenbisPanel-search', role: 'search' });
-    search.append(this.searchInput, el('button', { type: 'submit', class: 'jp-Button jp-mod-styled' }, 'Search'));
+    search.append(
+      this.searchInput,
+      el('button', { type: 'submit', class: 'jp-Button jp-mod-styled' }, 'Search')
+    );
     search.addEventListener('submit', event => {
       event.preventDefault();
       void this.search(this.searchInput.value);
@@ -269,7 +290,10 @@ export class OpenbisPanel extends Widget {
     const f = this.form;
     f.save.textContent = 'Save to openBIS';
     f.save.addEventListener('click', () => void this.save());
-    const saveBox = el('section', { class: 'jp-OpenbisPanel-save', 'aria-label': 'Save to openBIS' });
+    const saveBox = el('section', {
+      class: 'jp-OpenbisPanel-save',
+      'aria-label': 'Save to openBIS'
+    });
     const row = (label: string, input: HTMLElement) => {
       const l = el('label', {}, label);
       l.append(input);
@@ -282,9 +306,14 @@ export class OpenbisPanel extends Widget {
       row('Parents: ', f.parents),
       row('Name: ', f.name),
       row('Notes: ', f.notes),
+      row('Type: ', f.type),
       row(' HTML copy', f.html),
       row(' Environment (Python, packages)', f.environment),
-      el('div', { class: 'jp-OpenbisPanel-note' }, 'Files selected in the file browser are saved too.'),
+      el(
+        'div',
+        { class: 'jp-OpenbisPanel-note' },
+        'Files selected in the file browser are saved too.'
+      ),
       f.save,
       f.message
     );
@@ -356,11 +385,15 @@ export class OpenbisPanel extends Widget {
     if (hasChildren(node.kind)) {
       li.setAttribute('aria-expanded', 'false');
       let loaded = false;
-      const toggle = el('button', {
-        type: 'button',
-        class: 'jp-OpenbisPanel-toggle',
-        'aria-label': `Open ${kindWord(node.kind)} ${node.code || node.id}`
-      }, '▸');
+      const toggle = el(
+        'button',
+        {
+          type: 'button',
+          class: 'jp-OpenbisPanel-toggle',
+          'aria-label': `Open ${kindWord(node.kind)} ${node.code || node.id}`
+        },
+        '▸'
+      );
       toggle.addEventListener('click', () => {
         const open = children.hidden;
         children.hidden = !open;
@@ -384,17 +417,22 @@ export class OpenbisPanel extends Widget {
     if (node.kind === 'dataset') {
       const permId = node.permId || node.id;
       line.append(
-        button('Download', 'Download its files into the file browser\'s folder', () =>
-          void this.download(permId).catch(() => undefined)
+        button(
+          'Download',
+          "Download its files into the file browser's folder",
+          () => void this.download(permId).catch(() => undefined)
         ),
         button('Parent', 'Use as a parent of the saved notebook', () => this.addParent(permId))
       );
       if (isAnalysis(node)) {
         line.append(
-          button('Re-open', 'Fetch its notebook into a new folder and open it', () =>
-            void this.reopen(permId).catch(error =>
-              Notification.error(reasonOf(error), { autoClose: 8000 })
-            )
+          button(
+            'Re-open',
+            'Fetch its notebook into a new folder and open it',
+            () =>
+              void this.reopen(permId).catch(error =>
+                Notification.error(reasonOf(error), { autoClose: 8000 })
+              )
           )
         );
       }

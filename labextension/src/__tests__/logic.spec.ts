@@ -142,6 +142,13 @@ describe('save form', () => {
     expect(buildSaveRequest({ ...form, parentsText: 'x, ../y' })).toBe(
       'Not a dataset permId: x, ../y'
     );
+    expect(buildSaveRequest({ ...form, type: 'raw data' })).toBe(
+      'Not a dataset type code: RAW DATA'
+    );
+  });
+  it('takes another dataset type when given one', () => {
+    const request = buildSaveRequest({ ...form, type: ' raw_data ' });
+    expect(typeof request !== 'string' && request.type).toBe('RAW_DATA');
   });
   it('parses parent lists and permIds', () => {
     expect(parseParents(' a;b ,, c ')).toEqual(['a', 'b', 'c']);
