@@ -191,6 +191,20 @@ def search_samples(call, session):
     return _search_result(found if matches(view(datasets, "sample", None), criteria) else [])
 
 
+def search_spaces(call, session):
+    criteria = call.arg(1, default={})
+    found = (
+        [space_dto()] if matches(view(call.state.datasets, "space", seed.SPACE), criteria) else []
+    )
+    return _search_result(found)
+
+
+def search_projects(call, session):
+    criteria = call.arg(1, default={})
+    project = view(call.state.datasets, "project", None)
+    return _search_result([project_dto()] if matches(project, criteria) else [])
+
+
 METHODS = {
     "login": login,
     "isSessionActive": is_session_active,
@@ -213,5 +227,7 @@ METHODS = {
     "searchDataSets": signed_in(search_data_sets),
     "searchExperiments": signed_in(search_experiments),
     "searchSamples": signed_in(search_samples),
+    "searchSpaces": signed_in(search_spaces),
+    "searchProjects": signed_in(search_projects),
     "createPermIdStrings": signed_in(create_perm_id_strings),
 }

@@ -51,6 +51,11 @@ class DoubleControl:
     def add_user(self, user, password):
         self._json("/__double__/users", {"user": user, "password": password})
 
+    def observer(self, user):
+        """Make `user` read-only until the next reset: registering a dataset fails with
+        openBIS's authorization failure."""
+        self._json("/__double__/observer", {"user": user})
+
     def pat(self, user):
         """A new personal access token ($pat-...) for `user`."""
         return self._json("/__double__/pat", {"user": user})["token"]

@@ -50,6 +50,15 @@ def personal_access_token(state, args, query):
     return json_answer({"token": state.new_token(args["user"], pat=True)})
 
 
+def observer(state, args, query):
+    """The user may read but not write until the next reset (openBIS's SPACE_OBSERVER)."""
+    if args.get("user") not in state.users:
+        return json_answer({"error": "no such user"}, 404)
+    with state.lock:
+        state.observers.add(args["user"])
+    return json_answer({"observer": args["user"]})
+
+
 def reset(state, args, query):
     state.reset()
     return json_answer({"reset": True})
@@ -73,6 +82,7 @@ CALLS = {
     ("POST", "expire"): expire,
     ("POST", "users"): set_user,
     ("POST", "pat"): personal_access_token,
+    ("POST", "observer"): observer,
     ("POST", "reset"): reset,
     ("GET", "datasets"): created_datasets,
     ("GET", "requests"): request_counts,

@@ -1,9 +1,12 @@
 """Search criteria: a small evaluator for the criteria pyBIS builds.
 
-code / permId / identifier leaves, AND/OR, and nested criteria for related entities
-(experiment, sample, dataset, project, space, entity type). Criteria it does not know match.
+code / permId / identifier leaves, string properties (equal to a value; `*` is a wildcard
+with `useWildcards`), AND/OR, and nested criteria for related entities (experiment, sample,
+dataset, project, space, entity type). Criteria it does not know match.
 Entities are compared through flat views (`view`), not through their DTOs.
 """
+
+import re
 
 from . import seed
 
@@ -26,6 +29,7 @@ def view(datasets, kind, key):
             "code": key,
             "permId": key,
             "type": record["type"],
+            "properties": record["properties"],
             "experiment": view(datasets, "experiment", None) if record["experiment"] else None,
             "sample": view(datasets, "sample", None) if record["sample"] else None,
         }
@@ -36,6 +40,7 @@ def view(datasets, kind, key):
             "permId": seed.EXPERIMENT_PERM_ID,
             "identifier": seed.EXPERIMENT,
             "type": "COLLECTION",
+            "properties": {"$NAME": "Experiment 1"},
             "project": view(datasets, "project", None),
             "space": view(datasets, "space", seed.SPACE),
         }
@@ -46,6 +51,7 @@ def view(datasets, kind, key):
             "permId": seed.SAMPLE_PERM_ID,
             "identifier": seed.SAMPLE,
             "type": "EXPERIMENTAL_STEP",
+            "properties": {"$NAME": "Sample 1", "NOTES": "Seeded object"},
             "experiment": view(datasets, "experiment", None),
             "project": view(datasets, "project", None),
             "space": view(datasets, "space", seed.SPACE),
@@ -80,7 +86,15 @@ def matches(entity, criteria):
         if entity is None:
             return False
     field = criteria.get("fieldName")
+    if field is None and crit_type in ("CodeSearchCriteria", "PermIdSearchCriteria"):
+        field = "code"  # pyBIS's code criteria carry no field name
     value = (criteria.get("fieldValue") or {}).get("value")
+    if criteria.get("fieldType") == "PROPERTY" and isinstance(value, str):
+        actual = str((entity.get("properties") or {}).get(str(field).upper(), ""))
+        if criteria.get("useWildcards"):
+            pattern = ".*".join(re.escape(part) for part in value.split("*"))
+            return re.fullmatch(pattern, actual, re.IGNORECASE | re.DOTALL) is not None
+        return actual == value
     if field in ("code", "perm_id", "permId", "identifier", "id") and isinstance(value, str):
         wanted = value.upper()
         candidates = {str(entity.get(k, "")).upper() for k in ("code", "permId", "identifier")}

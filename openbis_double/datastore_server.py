@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from . import seed
 from .criteria import matches, view
 from .dtos import dataset_file_dtos
-from .jsonrpc import RpcError, signed_in
+from .jsonrpc import AUTHORIZATION_FAILURE, RpcError, signed_in
 from .protocol import DSS_PREFIX, FAST_DOWNLOAD
 
 # --- DSS v3 JSON-RPC ------------------------------------------------------------------------
@@ -92,6 +92,12 @@ METHODS = {
 def register_dataset(state, session, type_code, experiment, sample, parents, properties, files):
     """Register a dataset the way openBIS does: the sample wins as owner; a sample
     owner implies its experiment."""
+    if session.user in state.observers:
+        raise RpcError(
+            "Authorization failure: ERROR: \"None of method roles '[PROJECT_USER, SPACE_USER, "
+            f"SPACE_ETL_SERVER]' could be found in roles of user '{session.user}'.\".",
+            AUTHORIZATION_FAILURE,
+        )
     sample_identifier = None
     if sample is not None:
         if str(sample).upper() not in (seed.SAMPLE_PERM_ID, seed.SAMPLE):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 INVALID_SESSION = "ch.systemsx.cisd.common.exceptions.InvalidSessionException"
 USER_FAILURE = "ch.systemsx.cisd.common.exceptions.UserFailureException"
+AUTHORIZATION_FAILURE = "ch.systemsx.cisd.common.exceptions.AuthorizationFailureException"
 
 
 class RpcError(Exception):

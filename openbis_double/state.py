@@ -44,6 +44,7 @@ class State:
             self.downloads = {}  # downloadSessionId -> fast download state
             self.request_counts = Counter()
             self.perm_id_counter = itertools.count(1)
+            self.observers = set()  # users with read-only rights (SPACE_OBSERVER)
 
     # --- sessions -----------------------------------------------------------------------
 

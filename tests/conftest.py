@@ -263,3 +263,124 @@ def hub_browser(browser, compose_stack):
     )
     yield chromium
     chromium.close()
+
+
+# --- JupyterLab with the openBIS panel (lab_api.py, labextension/) ---------------------------
+# A local `jupyter lab` (no hub, no Docker) with our server extension, a home of its own and
+# the user's openBIS token where the hub would put it.
+LABEXTENSION_BUILD = REPO_ROOT / "labextension" / "openbis_jupyterlab" / "labextension"
+
+
+@dataclass
+class LabServer:
+    url: str  # http://127.0.0.1:PORT/
+    token: str  # the Jupyter server's own token (not openBIS's)
+    home: Path
+    log_path: Path
+    process: subprocess.Popen
+    double: object
+    user: str = "JDoe"
+
+    def api(self, method, path, **kwargs):
+        """A request to {url}openbis/api/{path} as the signed-in browser would make it."""
+        import requests
+
+        headers = {"Authorization": f"token {self.token}", **kwargs.pop("headers", {})}
+        return requests.request(
+            method, f"{self.url}openbis/api/{path}", headers=headers, timeout=120, **kwargs
+        )
+
+    def sign_in(self, user=None):
+        """What the hub does at sign-in: a fresh openBIS session token into ~/.pybis."""
+        from openbis_jupyterhub.singleuser import save_token
+
+        self.user = user or self.user
+        token = self.double.control.login(self.user, self.double.users[self.user])
+        save_token(self.double.url, token, home=self.home)
+        return token
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_lab_server(directory: Path, double, **env) -> LabServer:
+    import secrets
+    import sys
+
+    import requests
+    from hubprocess import free_port
+
+    home = directory / "home"
+    home.mkdir()
+    jupyter_path = directory / "jupyter-data"
+    if LABEXTENSION_BUILD.is_dir():  # the built front end, as pip would place it
+        target = jupyter_path / "labextensions" / "@openbis-jupyterhub" / "jupyterlab-openbis"
+        target.parent.mkdir(parents=True)
+        target.symlink_to(LABEXTENSION_BUILD)
+    config_dir = directory / "jupyter-config" / "labconfig"
+    config_dir.mkdir(parents=True)
+    # no "official Jupyter news?" toast over the panel
+    (config_dir / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+    )
+    port, token = free_port(), secrets.token_hex(16)
+    log_path = directory / "lab.log"
+    environment = {
+        **os.environ,
+        "HOME": str(home),
+        "OPENBIS_URL": double.url,
+        "REQUESTS_CA_BUNDLE": double.ca_file,
+        "JUPYTER_CONFIG_DIR": str(directory / "jupyter-config"),
+        "JUPYTER_CONFIG_PATH": str(REPO_ROOT / "hub" / "jupyter-config"),
+        "JUPYTER_PATH": str(jupyter_path),
+        "JUPYTER_RUNTIME_DIR": str(directory / "runtime"),
+        **env,
+    }
+    environment.pop("OPENBIS_TOKEN", None)
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+        f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={home}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+        "jupyterlab.NeverCheckForUpdate", "--ServerApp.disable_check_xsrf=False",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=home, env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = LabServer(f"http://127.0.0.1:{port}/", token, home, log_path, process, double)
+    deadline = time.monotonic() + 90
+    while True:  # bounded by the deadline
+        try:
+            answer = requests.get(f"{server.url}api/status?token={token}", timeout=5)
+            if answer.status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            server.stop()
+            raise RuntimeError(f"jupyter lab did not start: {log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def lab_server(openbis_double, tmp_path_factory):
+    """One JupyterLab per test module, signed in to the shared double as JDoe."""
+    server = start_lab_server(tmp_path_factory.mktemp("lab"), openbis_double)
+    server.sign_in()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lab(lab_server):
+    """The module's JupyterLab after a reset of the double (fresh datasets and counts) and a
+    fresh sign-in of JDoe."""
+    lab_server.double.control.reset()
+    lab_server.sign_in("JDoe")
+    return lab_server

