@@ -314,7 +314,8 @@ def start_lab_server(directory: Path, double, **env) -> LabServer:
     import sys
 
     import requests
-    from hubprocess import free_port
+
+    from tests.hubprocess import free_port
 
     home = directory / "home"
     home.mkdir()

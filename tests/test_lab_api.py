@@ -143,6 +143,7 @@ def test_browse_the_hierarchy_level_by_level(lab):
     assert [(n["kind"], n["id"], n["type"], n["name"]) for n in inside] == [
         ("sample", seed.SAMPLE, "EXPERIMENTAL_STEP", "Sample 1"),
         ("dataset", seed.CSV_DATASET, "RAW_DATA", "Temperature log"),
+        ("dataset", seed.IMAGE_DATASET, "RAW_DATA", "Micrograph"),
     ]
     assert [(n["id"], n["name"]) for n in level("sample", seed.SAMPLE)] == [
         (seed.BINARY_DATASET, "Spectrum")
@@ -531,7 +532,7 @@ def test_widgets_template_runs_and_saves_its_result(pybis_here):
     """notebook_templates/widgets_python3.ipynb filled like the hub's template endpoint does,
     run in a Python kernel: the widgets show the CSV and the binary file, and the notebook
     is saved as an ANALYSIS_NOTEBOOK with both datasets as parents."""
-    from openbis_jupyterhub import templates
+    from openbis_jupyterhub.hub import templates
 
     lab = pybis_here
     template = Path(__file__).parent.parent / "notebook_templates" / "widgets_python3.ipynb"
