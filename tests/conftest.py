@@ -115,9 +115,12 @@ def browser():
 # --- images ---------------------------------------------------------------------------------
 # Our images, built as an admin builds them (scripts/build: `make build` with the double's
 # compose file), under the names `make up` uses: after `make test`, `make up` builds nothing.
-SINGLEUSER_IMAGE = "openbis-jupyterhub/singleuser:latest"
-OPENBIS_DOUBLE_IMAGE = "openbis-jupyterhub/openbis-double:latest"
-HUB_IMAGE = "openbis-jupyterhub/hub:latest"
+# TEST_IMAGE_TAG (default latest) keeps test runs of several checkouts on one engine apart.
+TAG = os.environ.get("TEST_IMAGE_TAG", "latest")
+SINGLEUSER_IMAGE = f"openbis-jupyterhub/singleuser:{TAG}"
+OPENBIS_DOUBLE_IMAGE = f"openbis-jupyterhub/openbis-double:{TAG}"
+HUB_IMAGE = f"openbis-jupyterhub/hub:{TAG}"
+DOCKER_PROXY_IMAGE = f"openbis-jupyterhub/docker-proxy:{TAG}"
 
 
 def build_images() -> dict:
@@ -129,6 +132,12 @@ def build_images() -> dict:
         compose = "docker compose -f compose.yaml -f compose.double.yaml"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "OPENBIS_"))}
         env.update(COMPOSE=f"{compose} --env-file {no_env_file}", OPENBIS_URL="https://x.invalid")
+        env.update(
+            JUPYTERHUB_HUB_IMAGE=HUB_IMAGE,
+            JUPYTERHUB_SINGLEUSER_IMAGE=SINGLEUSER_IMAGE,
+            JUPYTERHUB_DOCKER_PROXY_IMAGE=DOCKER_PROXY_IMAGE,
+            OPENBIS_DOUBLE_IMAGE=OPENBIS_DOUBLE_IMAGE,
+        )
         result = subprocess.run(
             [str(REPO_ROOT / "scripts" / "build")],
             env=env,
@@ -143,6 +152,7 @@ def build_images() -> dict:
         "hub": HUB_IMAGE,
         "singleuser": SINGLEUSER_IMAGE,
         "openbis-double": OPENBIS_DOUBLE_IMAGE,
+        "docker-proxy": DOCKER_PROXY_IMAGE,
     }
 
 

@@ -80,13 +80,17 @@ cd "$state"
 if [ -z "$as_root" ]; then
     exec jupyterhub -f /etc/jupyterhub/jupyterhub_config.py "$@"
 fi
-socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
-socket=${socket#unix://}
+# compose.yaml gives the hub the Docker API filter (DOCKER_HOST=tcp://docker-proxy:2375); a hub
+# run on its own with the engine's socket mounted joins the socket's group
+docker_host=${DOCKER_HOST:-unix:///var/run/docker.sock}
 groups=jupyterhub
-if [ -S "$socket" ]; then
-    groups=$groups,$(stat -c %g "$socket")
-else
-    log "no Docker socket at $socket: user servers cannot be started (mount it, see compose.yaml)"
+if [[ $docker_host == unix://* ]]; then
+    socket=${docker_host#unix://}
+    if [ -S "$socket" ]; then
+        groups=$groups,$(stat -c %g "$socket")
+    else
+        log "no Docker socket at $socket: user servers cannot be started (see compose.yaml)"
+    fi
 fi
 exec setpriv --reuid jupyterhub --regid jupyterhub --groups "$groups" --no-new-privs \
     jupyterhub -f /etc/jupyterhub/jupyterhub_config.py "$@"
