@@ -3,8 +3,8 @@
 # restarts and upgrades: JUPYTERHUB_CRYPT_KEY (encrypts the openBIS tokens in auth_state)
 # and, when no certificate is given, a self-signed TLS certificate. JupyterHub itself
 # keeps its cookie secret and sqlite database there (hub/jupyterhub_config.py).
-# Started as root, it prepares files, then runs JupyterHub as the user `jupyterhub` with
-# the Docker socket's group, the one privilege DockerSpawner needs.
+# Started as root, it prepares files, then runs JupyterHub as the user `jupyterhub` (with the
+# Docker socket's group when a socket is mounted; compose.yaml gives it the Docker API filter).
 set -euo pipefail
 umask 077
 state=${JUPYTERHUB_STATE_DIR:-/srv/jupyterhub}
