@@ -1,6 +1,8 @@
-"""The Docker API filter as a server: HTTP on a private network in front of the engine's socket.
+"""The Docker API filter as a server: a socket of its own in front of the engine's socket.
 
-Run as ``python3 -m docker_proxy.server`` (images/docker-proxy). Every request is checked
+Run as ``python3 -m docker_proxy.server`` (images/docker-proxy). It listens on the unix socket
+``DOCKER_PROXY_SOCKET`` (in a volume only the hub shares, mode 0660, group ``DOCKER_PROXY_GID``:
+the hub's user group), so nothing on any network reaches it. Every request is checked
 with the rules in ``docker_proxy`` and, when it passes, sent to the engine; the answer goes
 back whole (the spawner's requests have short answers; streaming ones are refused anyway).
 """
@@ -10,7 +12,8 @@ import json
 import os
 import socket
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from socketserver import ThreadingUnixStreamServer
 from urllib.parse import quote, urlsplit
 
 from . import MAX_BODY_BYTES, Refused, Rules, check_create, check_image, check_pull, route
@@ -90,6 +93,9 @@ class FilterHandler(BaseHTTPRequestHandler):
         status, _, answer = engine("GET", f"/containers/{quote(container)}/json")
         return status == 200 and self.rules.owns(json.loads(answer).get("Name", ""))
 
+    def address_string(self):
+        return "hub"  # a unix socket's peer has no address
+
     def _answer(self, status, content):
         data = json.dumps(content).encode()
         self.send_response(status)
@@ -103,9 +109,16 @@ class FilterHandler(BaseHTTPRequestHandler):
 
 def main():
     FilterHandler.rules = Rules.from_env(os.environ)
-    port = int(os.environ.get("DOCKER_PROXY_PORT", "2375"))
-    server = ThreadingHTTPServer(("0.0.0.0", port), FilterHandler)  # noqa: S104 (private network)
-    print(f"docker-proxy: filtering the Docker API on port {port}", file=sys.stderr, flush=True)
+    path = os.environ.get("DOCKER_PROXY_SOCKET", "/run/docker-proxy/docker.sock")
+    if os.path.exists(path):
+        os.remove(path)  # left by the last run
+    server = ThreadingUnixStreamServer(path, FilterHandler)
+    server.daemon_threads = True
+    # the hub's group may connect; root owns it and may give it to a group it is a member of
+    # (compose.yaml: group_add), so no capability is needed
+    os.chown(path, -1, int(os.environ.get("DOCKER_PROXY_GID", "999")))
+    os.chmod(path, 0o660)
+    print(f"docker-proxy: filtering the Docker API on {path}", file=sys.stderr, flush=True)
     server.serve_forever()
 
 
