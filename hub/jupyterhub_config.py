@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from openbis_jupyterhub.hub import docker, kubernetes, settings
+from openbis_jupyterhub.hub.auth import configure_handover
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 env = settings.read()
@@ -15,6 +16,8 @@ c.JupyterHub.db_url = f"sqlite:///{env['JUPYTERHUB_STATE_DIR']}/jupyterhub.sqlit
 c.JupyterHub.cookie_secret_file = f"{env['JUPYTERHUB_STATE_DIR']}/jupyterhub_cookie_secret"
 # sign-in with openBIS session tokens; also serves the ELN's /hub/openbis-notebook endpoint
 c.JupyterHub.authenticator_class = "openbis"
+# the hub hands openBIS tokens and ELN notebooks to user servers as this service (contract.py)
+configure_handover(c)
 # user servers outlive hub restarts and upgrades; the hub finds them again from its database
 c.JupyterHub.cleanup_servers = False
 
@@ -29,7 +32,7 @@ c.Spawner.http_timeout = 120
 
 # --- idle culler: stop servers nobody used for a while (their volumes stay) ----------------------
 if env["JUPYTERHUB_CULL_TIMEOUT"] > 0:
-    c.JupyterHub.services = [
+    c.JupyterHub.services.append(
         {
             "name": "idle-culler",
             "command": [
@@ -39,14 +42,14 @@ if env["JUPYTERHUB_CULL_TIMEOUT"] > 0:
                 f"--timeout={env['JUPYTERHUB_CULL_TIMEOUT']}",
             ],
         }
-    ]
-    c.JupyterHub.load_roles = [
+    )
+    c.JupyterHub.load_roles.append(
         {
             "name": "idle-culler",
             "services": ["idle-culler"],
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
         }
-    ]
+    )
 
 # --- site overrides: every *.py in JUPYTERHUB_CONFIG_D, in name order, last --------------------
 for site_config in sorted(Path(env["JUPYTERHUB_CONFIG_D"]).glob("*.py")):

@@ -55,6 +55,7 @@ class ComposeStack:
             "JUPYTERHUB_MEM_LIMIT": "2G",
             "JUPYTERHUB_HUB_IMAGE": hub_image,
             "JUPYTERHUB_SINGLEUSER_IMAGE": singleuser_image,
+            "JUPYTERHUB_DOCKER_PROXY_IMAGE": hub_image.replace("/hub:", "/docker-proxy:"),
             "OPENBIS_DOUBLE_IMAGE": double_image,
             "JUPYTERHUB_NETWORK": self.project,
             "JUPYTERHUB_CONTAINER_PREFIX": self.project,

@@ -120,10 +120,12 @@ IMAGES = {
     "JUPYTERHUB_HUB_IMAGE": f"openbis-jupyterhub/hub:{IMAGE_TAG}",
     "JUPYTERHUB_SINGLEUSER_IMAGE": f"openbis-jupyterhub/singleuser:{IMAGE_TAG}",
     "OPENBIS_DOUBLE_IMAGE": f"openbis-jupyterhub/openbis-double:{IMAGE_TAG}",
+    "JUPYTERHUB_DOCKER_PROXY_IMAGE": f"openbis-jupyterhub/docker-proxy:{IMAGE_TAG}",
 }
 SINGLEUSER_IMAGE = IMAGES["JUPYTERHUB_SINGLEUSER_IMAGE"]
 HUB_IMAGE = IMAGES["JUPYTERHUB_HUB_IMAGE"]
 OPENBIS_DOUBLE_IMAGE = IMAGES["OPENBIS_DOUBLE_IMAGE"]
+DOCKER_PROXY_IMAGE = IMAGES["JUPYTERHUB_DOCKER_PROXY_IMAGE"]
 
 
 def admin_environment(**extra) -> dict:
@@ -152,6 +154,7 @@ def build_images() -> dict:
         "hub": HUB_IMAGE,
         "singleuser": SINGLEUSER_IMAGE,
         "openbis-double": OPENBIS_DOUBLE_IMAGE,
+        "docker-proxy": DOCKER_PROXY_IMAGE,
     }
 
 

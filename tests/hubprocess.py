@@ -43,9 +43,9 @@ c.Spawner.environment = {{
 c.JupyterHub.hub_port = {hub_port}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.ConfigurableHTTPProxy.command = ["configurable-http-proxy"]
-c.JupyterHub.services = [{{"name": "tests", "api_token": {api_token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "tests", "services": ["tests"],
-    "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers"]}}]
+c.JupyterHub.services.append({{"name": "tests", "api_token": {api_token!r}}})
+c.JupyterHub.load_roles.append({{"name": "tests", "services": ["tests"],
+    "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers"]}})
 """
 
 

@@ -22,8 +22,8 @@ KERNELS = {"bash": "Bash", "ir": "R", "octave": "Octave", "python3": "Python 3",
 USER = "JDoe"
 
 # Runs in the container, first in every command below: takes the environment the user's
-# server gives its kernels and terminals (that process's environment minus what our server
-# extension removes), as `docker exec` alone would not.
+# server gives its kernels and terminals (that process's environment), as `docker exec` alone
+# would not.
 SERVER_ENVIRONMENT = textwrap.dedent(
     """
     import os
@@ -37,8 +37,6 @@ SERVER_ENVIRONMENT = textwrap.dedent(
         except OSError:
             pass
     env = dict(kv.decode().split("=", 1) for kv in environ if b"=" in kv)
-    for name in ("OPENBIS_TOKEN", "OPENBIS_HANDOVER_SECRET"):
-        env.pop(name, None)
     os.environ.clear()
     os.environ.update(env)
     """
@@ -104,11 +102,9 @@ class UserServer:
     def __init__(self, image, double, volume=None):
         self.double = double
         self.name = f"{double.network}-{uuid.uuid4().hex[:8]}"
-        self.token = double.control.login(USER, double.users[USER])
         env = {
             **hub_environment(USER),
             "OPENBIS_URL": double.url_in_network,
-            "OPENBIS_TOKEN": self.token,
             "OPENBIS_CA_CERT": double.ca_pem,
         }
         args = ["run", "-d", "--name", self.name, "--network", double.network]
@@ -118,6 +114,7 @@ class UserServer:
             args += ["-v", f"{volume}:/home/jovyan"]
         docker(*args, image, *SERVER_COMMAND)
         self.wait_until_ready()
+        self.fresh_session()  # the token arrives after the start, as the hub hands it over
 
     def wait_until_ready(self):
         probe = (
@@ -175,7 +172,12 @@ class UserServer:
     def fresh_session(self):
         """A new openBIS session in the token file, as the hub's token push leaves it."""
         self.token = self.double.control.login(USER, self.double.users[USER])
-        self.exec("sh", "-c", 'printf %s "$1" > ~/.pybis/openbis.token', "-", self.token)
+        self.exec(
+            "sh",
+            "-c",
+            "umask 077 && mkdir -p ~/.pybis && cat > ~/.pybis/openbis.token",
+            input=self.token,
+        )
 
     def remove(self):
         docker("rm", "-f", self.name, check=False)

@@ -3,8 +3,8 @@
 # restarts and upgrades: JUPYTERHUB_CRYPT_KEY (encrypts the openBIS tokens in auth_state)
 # and, when no certificate is given, a self-signed TLS certificate. JupyterHub itself
 # keeps its cookie secret and sqlite database there (hub/jupyterhub_config.py).
-# Started as root, it prepares files, then runs JupyterHub as the user `jupyterhub` with
-# the Docker socket's group, the one privilege DockerSpawner needs.
+# Started as root, it prepares files, then runs JupyterHub as the user `jupyterhub` (with the
+# Docker socket's group when a socket is mounted; compose.yaml gives it the Docker API filter).
 set -euo pipefail
 umask 077
 state=${JUPYTERHUB_STATE_DIR:-/srv/jupyterhub}
@@ -83,13 +83,17 @@ cd "$state"
 if [ -z "$as_root" ]; then
     exec jupyterhub -f /etc/jupyterhub/jupyterhub_config.py "$@"
 fi
-socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
-socket=${socket#unix://}
+# compose.yaml gives the hub the Docker API filter (DOCKER_HOST=tcp://docker-proxy:2375); a hub
+# run on its own with the engine's socket mounted joins the socket's group
+docker_host=${DOCKER_HOST:-unix:///var/run/docker.sock}
 groups=jupyterhub
-if [ -S "$socket" ]; then
-    groups=$groups,$(stat -c %g "$socket")
-else
-    log "no Docker socket at $socket: user servers cannot be started (mount it, see compose.yaml)"
+if [[ $docker_host == unix://* ]]; then
+    socket=${docker_host#unix://}
+    if [ -S "$socket" ]; then
+        groups=$groups,$(stat -c %g "$socket")
+    else
+        log "no Docker socket at $socket: user servers cannot be started (see compose.yaml)"
+    fi
 fi
 exec setpriv --reuid jupyterhub --regid jupyterhub --groups "$groups" --no-new-privs \
     jupyterhub -f /etc/jupyterhub/jupyterhub_config.py "$@"

@@ -93,3 +93,22 @@ def test_help_all_documents_every_setting_of_ours():
 
 def test_templates_default_to_the_checkout():
     assert Path(NotebookEndpoint().templates_dir) == REPO / "notebook_templates"
+
+
+def test_user_containers_are_hardened_by_default():
+    from openbis_jupyterhub.hub import docker
+
+    values = settings.read({"OPENBIS_URL": "https://o.example.org", "JUPYTERHUB_MEM_LIMIT": "2G"})
+    assert docker.host_config(values) == {
+        "cap_drop": ["ALL"],
+        "cap_add": [],
+        "pids_limit": 512,
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=1G,mode=1777"},
+        "security_opt": ["no-new-privileges:true"],
+        "memswap_limit": "2G",
+    }
+    with pytest.raises(settings.SettingError, match="JUPYTERHUB_READ_ONLY_ROOT='maybe'"):
+        settings.read(
+            {"OPENBIS_URL": "https://o.example.org", "JUPYTERHUB_READ_ONLY_ROOT": "maybe"}
+        )

@@ -3,6 +3,13 @@
 One container per user from the single-user image, on a fixed-name Docker network the hub
 shares with them: the hub reaches each server directly (proxy routes, token hand-over).
 Containers are removed when they stop; the user's files live on a named volume.
+
+Every user runs arbitrary code, so the container grants it nothing it does not need (README,
+Security): the image runs as jovyan and needs no capability at all, so all are dropped
+(``JUPYTERHUB_CAP_ADD`` gives some back); no-new-privileges makes setuid files and file
+capabilities inert (the image has none left either); a process limit stops fork bombs; the root
+filesystem is read-only, with the home volume and a size-limited ``/tmp`` (tmpfs, counted
+against the memory limit) the only writable places; no swap beyond the memory limit.
 """
 
 from collections.abc import Mapping
@@ -22,3 +29,21 @@ def configure(c, settings: Mapping[str, object]) -> None:
     c.DockerSpawner.volumes = {settings["JUPYTERHUB_VOLUME_PREFIX"] + "{username}": HOME}
     c.DockerSpawner.notebook_dir = HOME
     c.DockerSpawner.remove = True
+    c.DockerSpawner.extra_host_config = host_config(settings)
+
+
+def host_config(settings: Mapping[str, object]) -> dict:
+    """Docker's HostConfig additions (docker-py's names) for every user's container."""
+    config = {
+        "cap_drop": ["ALL"],
+        "cap_add": list(settings["JUPYTERHUB_CAP_ADD"]),
+        "pids_limit": settings["JUPYTERHUB_PIDS_LIMIT"],
+        "read_only": settings["JUPYTERHUB_READ_ONLY_ROOT"],
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={settings['JUPYTERHUB_TMP_SIZE']},mode=1777"},  # noqa: S108
+    }
+    if settings["JUPYTERHUB_NO_NEW_PRIVILEGES"]:
+        config["security_opt"] = ["no-new-privileges:true"]
+    if settings["JUPYTERHUB_MEM_LIMIT"]:
+        # memory + swap = memory: a memory bomb meets the limit instead of swapping the host
+        config["memswap_limit"] = settings["JUPYTERHUB_MEM_LIMIT"]
+    return config

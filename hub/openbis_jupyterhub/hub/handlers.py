@@ -27,7 +27,7 @@ import nbformat
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.httpclient import HTTPClientError
 from traitlets import Integer, List, Unicode, default
 from traitlets.config import Configurable
 
@@ -112,14 +112,12 @@ class _NotebookWriter:
         """Have the user's server pick the free name (and write, unless ``test``)."""
         spawner = await self.ensure_server(user)
         query = urlencode({"folder": folder, "filename": filename, "test": str(test)})
-        url = url_path_join(spawner.server.url, contract.NOTEBOOKS_PATH) + "?" + query
-        secret = self.authenticator.handover_secret(user.name)
         try:
-            response = await AsyncHTTPClient().fetch(
-                url,
+            response = await self.authenticator.fetch_from_server(
+                spawner,
+                contract.NOTEBOOKS_PATH + "?" + query,
                 method="POST",
                 body=body,
-                headers=contract.authorization(secret),
                 request_timeout=60,
             )
         except HTTPClientError as e:

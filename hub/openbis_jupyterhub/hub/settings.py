@@ -16,6 +16,14 @@ def comma_list(text: str) -> list[str]:
     return list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
 
 
+def boolean(text: str) -> bool:
+    """``true``/``yes``/``1`` or ``false``/``no``/``0`` (any case)."""
+    value = text.lower()
+    if value not in ("true", "yes", "1", "false", "no", "0"):
+        raise ValueError("must be true or false")
+    return value in ("true", "yes", "1")
+
+
 def one_of(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -67,6 +75,12 @@ SETTINGS = [
     Setting("JUPYTERHUB_NETWORK", "openbis-jupyterhub"),
     Setting("JUPYTERHUB_CONTAINER_PREFIX", "jupyter"),
     Setting("JUPYTERHUB_VOLUME_PREFIX", "jupyterhub-user-"),
+    # hardening (hub/docker.py): what a user's code may do inside its container
+    Setting("JUPYTERHUB_CAP_ADD", [], parse=comma_list),  # all capabilities dropped but these
+    Setting("JUPYTERHUB_NO_NEW_PRIVILEGES", True, parse=boolean),
+    Setting("JUPYTERHUB_PIDS_LIMIT", 512, parse=int),
+    Setting("JUPYTERHUB_READ_ONLY_ROOT", True, parse=boolean),
+    Setting("JUPYTERHUB_TMP_SIZE", "1G"),
     # --- user servers with KubeSpawner (hub/kubernetes.py)
     Setting("JUPYTERHUB_STORAGE_CAPACITY", "10Gi"),
     Setting("JUPYTERHUB_STORAGE_CLASS"),

@@ -1,18 +1,18 @@
 """Jupyter server extension inside each user's server: where the hub hands things over.
 
-- At start: the openBIS session token from ``OPENBIS_TOKEN`` goes into
-  ``~/.pybis/<host>.token`` (mode 0600), where pyBIS's ``Openbis()`` finds it, and the
-  variable is removed so kernels never carry a stale copy.
-- ``PUT {base_url}openbis/token``: the hub pushes a newer token after every sign-in.
+- ``PUT {base_url}openbis/token``: the hub pushes the user's openBIS session token when the
+  server is ready and a newer one after every sign-in; it goes into ``~/.pybis/<host>.token``
+  (mode 0600), where pyBIS's ``Openbis()`` finds it. No token is ever in the environment.
 - ``POST {base_url}openbis/notebooks?folder=&filename=&test=``: the hub's ELN endpoint
   has the server write a notebook into its own home, under the first free name, never
   overwriting a file (exclusive create). Writing from inside the server means no host
   path is shared between hub and user containers (works on Swarm and Kubernetes too).
 
-Both endpoints answer only the hub: it authenticates with the per-user secret in
-``OPENBIS_HANDOVER_SECRET``. Paths, variable names and signing are the contract in
-``openbis_jupyterhub.contract``; the rest of this package (``session_hint``, ``data_cli``,
-``fast_bash_kernel``) runs in the user's kernels and terminals.
+Both endpoints answer only the hub: JupyterHub's own authentication of this server checks
+the request's token with the hub, and the handlers accept only the hand-over service's
+identity. Paths, names and that identity are the contract in ``openbis_jupyterhub.contract``;
+the rest of this package (``session_hint``, ``data_cli``, ``fast_bash_kernel``) runs in the
+user's kernels and terminals.
 """
 
 import json
@@ -20,6 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
@@ -39,14 +40,13 @@ def save_token(openbis_url: str, token: str, home: Path | None = None) -> Path:
     return path
 
 
-class _HubOnlyHandler(web.RequestHandler):
-    """Accepts requests carrying the hub's per-user secret, nothing else."""
+class _HubOnlyHandler(APIHandler):
+    """Accepts requests from the hub's hand-over service, nothing else."""
 
-    def initialize(self, secret: str):
-        self.secret = secret
-
-    def prepare(self):
-        if not contract.is_authorized(self.request.headers.get("Authorization", ""), self.secret):
+    async def prepare(self):
+        await super().prepare()
+        # the server's identity provider (JupyterHub's) has asked the hub whose token this is
+        if not contract.is_handover(getattr(self.current_user, "hub_user", None)):
             raise web.HTTPError(403)
 
     def write_error(self, status_code, **kwargs):
@@ -56,8 +56,7 @@ class _HubOnlyHandler(web.RequestHandler):
 
 
 class TokenHandler(_HubOnlyHandler):
-    def initialize(self, secret: str, openbis_url: str):
-        super().initialize(secret)
+    def initialize(self, openbis_url: str):
         self.openbis_url = openbis_url
 
     def put(self):
@@ -70,8 +69,7 @@ class TokenHandler(_HubOnlyHandler):
 
 
 class NotebookHandler(_HubOnlyHandler):
-    def initialize(self, secret: str, root_dir: str):
-        super().initialize(secret)
+    def initialize(self, root_dir: str):
         self.root = Path(root_dir).resolve()
 
     def post(self):
@@ -110,14 +108,7 @@ def _jupyter_server_extension_points():
 
 def _load_jupyter_server_extension(serverapp):
     openbis_url = os.environ.get(contract.ENV_OPENBIS_URL, "")
-    token = os.environ.pop(contract.ENV_OPENBIS_TOKEN, "")
-    secret = os.environ.pop(contract.ENV_HANDOVER_SECRET, "")
-    if openbis_url and token:
-        save_token(openbis_url, token)
     serverapp.web_app.add_handlers(".*$", lab_api.handlers(serverapp.base_url))  # the lab panel
-    if not secret:
-        serverapp.log.warning("openBIS: no OPENBIS_HANDOVER_SECRET; token refresh is off")
-        return
     base = serverapp.base_url
     serverapp.web_app.add_handlers(
         ".*$",
@@ -125,12 +116,12 @@ def _load_jupyter_server_extension(serverapp):
             (
                 url_path_join(base, contract.TOKEN_PATH),
                 TokenHandler,
-                {"secret": secret, "openbis_url": openbis_url},
+                {"openbis_url": openbis_url},
             ),
             (
                 url_path_join(base, contract.NOTEBOOKS_PATH),
                 NotebookHandler,
-                {"secret": secret, "root_dir": serverapp.root_dir},
+                {"root_dir": serverapp.root_dir},
             ),
         ],
     )

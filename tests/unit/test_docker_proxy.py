@@ -1,0 +1,159 @@
+"""The Docker API filter's rules: what DockerSpawner sends passes, anything else is refused."""
+
+import json
+
+import pytest
+
+from docker_proxy import Refused, Rules, check_create, check_pull, route
+
+RULES = Rules(
+    images=frozenset({"openbis-jupyterhub/singleuser:latest"}),
+    container_prefix="jupyter-",
+    volume_prefix="jupyterhub-user-",
+    network="openbis-jupyterhub",
+)
+
+
+def spawner_request(**host_config):
+    """The body DockerSpawner sends for JDoe with our hub/docker.py settings."""
+    host = {
+        "Binds": ["jupyterhub-user--4a-44oe:/home/jovyan:rw"],
+        "NetworkMode": "openbis-jupyterhub",
+        "AutoRemove": True,
+        "CapDrop": ["ALL"],
+        "CapAdd": [],
+        "SecurityOpt": ["no-new-privileges:true"],
+        "PidsLimit": 512,
+        "ReadonlyRootfs": True,
+        "Tmpfs": {"/tmp": "rw,nosuid,nodev,size=1G,mode=1777"},
+        "Memory": 4 * 1024**3,
+        "MemorySwap": 4 * 1024**3,
+        **host_config,
+    }
+    return {
+        "Image": "openbis-jupyterhub/singleuser:latest",
+        "Env": ["JUPYTERHUB_USER=JDoe"],
+        "HostConfig": host,
+    }
+
+
+def create(config, name="jupyter--4a-44oe"):
+    check_create(RULES, f"name={name}", json.dumps(config).encode())
+
+
+def test_what_the_spawner_needs_passes():
+    assert route("GET", "/_ping") == ("ping", None)
+    assert route("GET", "/v1.41/version") == ("ping", None)
+    assert route("POST", "/v1.41/containers/create") == ("create", None)
+    assert route("GET", "/v1.41/containers/jupyter--4a-44oe/json") == (
+        "inspect",
+        "jupyter--4a-44oe",
+    )
+    assert route("POST", "/v1.41/containers/0123abcd/start") == ("start", "0123abcd")
+    assert route("POST", "/v1.41/containers/0123abcd/stop") == ("stop", "0123abcd")
+    assert route("DELETE", "/v1.41/containers/0123abcd") == ("remove", "0123abcd")
+    assert route("GET", "/v1.41/images/openbis-jupyterhub/singleuser:latest/json") == (
+        "image",
+        "openbis-jupyterhub/singleuser:latest",
+    )
+    create(spawner_request())
+    check_pull(RULES, "fromImage=openbis-jupyterhub%2Fsingleuser&tag=latest")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1.41/containers/jupyter--4a-44oe/exec"),
+        ("POST", "/v1.41/exec/abc/start"),
+        ("POST", "/v1.41/build"),
+        ("GET", "/v1.41/containers/json"),
+        ("GET", "/v1.41/containers/abc/logs"),
+        ("POST", "/v1.41/containers/abc/attach"),
+        ("PUT", "/v1.41/containers/abc/archive"),
+        ("GET", "/v1.41/containers/abc/archive"),
+        ("POST", "/v1.41/containers/abc/update"),
+        ("POST", "/v1.41/networks/create"),
+        ("POST", "/v1.41/networks/x/connect"),
+        ("POST", "/v1.41/volumes/create"),
+        ("DELETE", "/v1.41/volumes/jupyterhub-user--4a-44oe"),
+        ("GET", "/v1.41/events"),
+        ("POST", "/v1.41/swarm/init"),
+        ("POST", "/v1.41/plugins/pull"),
+        ("GET", "/v1.41/secrets"),
+        ("POST", "/v1.41/images/load"),
+        ("DELETE", "/v1.41/images/openbis-jupyterhub/singleuser:latest"),
+        ("POST", "/v1.41/system/prune"),
+        ("POST", "/v1.41/containers/prune"),
+        # path tricks
+        ("GET", "/v1.41/containers/../images/json"),
+        ("GET", "/v1.41/containers/%2e%2e/json"),
+        ("POST", "/v1.41//containers/create"),
+        ("POST", "/v1.41/containers/create/../../build"),
+        ("GET", "/v1.41/containers/a b/json"),
+        ("GET", "/v1.41/containers/a\x00/json"),
+    ],
+)
+def test_everything_else_is_refused(method, path):
+    with pytest.raises(Refused):
+        route(method, path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"HostConfig": {"Privileged": True}},
+        {"HostConfig": {"NetworkMode": "host"}},
+        {"HostConfig": {"NetworkMode": "bridge"}},
+        {"HostConfig": {"NetworkMode": "container:jupyter-alice"}},
+        {"HostConfig": {"PidMode": "host"}},
+        {"HostConfig": {"IpcMode": "host"}},
+        {"HostConfig": {"UTSMode": "host"}},
+        {"HostConfig": {"UsernsMode": "host"}},
+        {"HostConfig": {"CgroupnsMode": "host"}},
+        {"HostConfig": {"PidMode": "container:jupyter-alice"}},
+        {"HostConfig": {"Binds": ["/:/host"]}},
+        {"HostConfig": {"Binds": ["/var/run/docker.sock:/var/run/docker.sock"]}},
+        {"HostConfig": {"Binds": ["openbis-jupyterhub_hub-state:/srv"]}},
+        {"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/", "Target": "/host"}]}},
+        {"HostConfig": {"Mounts": [{"Type": "volume", "Source": "other", "Target": "/x"}]}},
+        {"HostConfig": {"Devices": [{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda"}]}},
+        {"HostConfig": {"CapAdd": ["SYS_ADMIN"]}},
+        {"HostConfig": {"SecurityOpt": ["seccomp=unconfined"]}},
+        {"HostConfig": {"SecurityOpt": ["apparmor=unconfined"]}},
+        {"HostConfig": {"SecurityOpt": ["label=disable"]}},
+        {"HostConfig": {"Sysctls": {"net.ipv4.ip_forward": "1"}}},
+        {"HostConfig": {"VolumesFrom": ["openbis-jupyterhub-hub-1"]}},
+        {"HostConfig": {"PortBindings": {"8888/tcp": [{"HostPort": "80"}]}}},
+        {"HostConfig": {"CgroupParent": "/"}},
+        {"HostConfig": {"Runtime": "runc-unsafe"}},
+        {"HostConfig": {"OomKillDisable": True}},
+        {"Image": "debian:bookworm-slim"},
+        {"Image": "openbis-jupyterhub/hub:latest"},
+        {"User": "root"},
+        {"User": "0:0"},
+        {"NetworkingConfig": {"EndpointsConfig": {"host": {}}}},
+    ],
+)
+def test_dangerous_containers_are_refused(change):
+    config = spawner_request(**change.pop("HostConfig", {}))
+    config.update(change)
+    with pytest.raises(Refused):
+        create(config)
+
+
+def test_other_names_bodies_and_images_are_refused():
+    for name in ("openbis-jupyterhub-hub-2", "", "jupyter"):
+        with pytest.raises(Refused):
+            create(spawner_request(), name=name)
+    for body in (b"not json", b"[]", b"{" + b" " * 300_000 + b"}"):
+        with pytest.raises(Refused):
+            check_create(RULES, "name=jupyter-x", body)
+    for query in ("fromImage=debian&tag=bookworm-slim", "fromImage=openbis-jupyterhub%2Fhub"):
+        with pytest.raises(Refused):
+            check_pull(RULES, query)
+
+
+def test_names_of_our_containers():
+    assert RULES.owns("/jupyter--4a-44oe")
+    assert not RULES.owns("/openbis-jupyterhub-hub-1")
+    assert not RULES.owns("/jupyterx")
