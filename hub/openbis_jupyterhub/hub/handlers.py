@@ -123,6 +123,10 @@ class _NotebookWriter:
         except HTTPClientError as e:
             if e.response is None or e.code == 599:
                 raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
+            if e.code == 403:
+                # servers started before the hand-over became the openbis-handover service
+                # (an upgrade) refuse the hub; they accept it again from their next start
+                raise http_error(503, OUTDATED_SERVER) from e
             try:
                 reason = json.loads(e.response.body)["reason"]
             except (ValueError, KeyError, TypeError):
@@ -131,6 +135,13 @@ class _NotebookWriter:
         except OSError as e:
             raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
         return json.loads(response.body)
+
+
+OUTDATED_SERVER = (
+    "Your Jupyter server does not accept notebooks from the hub: it was started before the "
+    "hub's last upgrade. Restart it (File > Hub Control Panel > Stop My Server), then open the "
+    "notebook again; your files stay."
+)
 
 
 def http_error(status: int, message: str) -> web.HTTPError:
