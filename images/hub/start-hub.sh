@@ -22,8 +22,12 @@ run_as_hub() {
     else "$@"; fi
 }
 
-# --- JUPYTERHUB_CRYPT_KEY: from the environment, else made once and kept (0600) ---
-if [ -z "${JUPYTERHUB_CRYPT_KEY:-}" ]; then
+# --- JUPYTERHUB_CRYPT_KEY: from the environment or a secret file (JUPYTERHUB_CRYPT_KEY_FILE,
+# Docker Swarm; hub/jupyterhub_config.py reads it), else made once and kept (0600) ---
+if [ -n "${JUPYTERHUB_CRYPT_KEY_FILE:-}" ]; then
+    run_as_hub test -r "$JUPYTERHUB_CRYPT_KEY_FILE" \
+        || { log "JUPYTERHUB_CRYPT_KEY_FILE=$JUPYTERHUB_CRYPT_KEY_FILE is not readable by the hub user"; exit 1; }
+elif [ -z "${JUPYTERHUB_CRYPT_KEY:-}" ]; then
     key_file=$state/jupyterhub_crypt_key
     if [ ! -s "$key_file" ]; then
         log "first start: generating $key_file"
