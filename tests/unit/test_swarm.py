@@ -73,6 +73,7 @@ def test_home_is_a_named_volume_not_a_bind_mount(monkeypatch, tmp_path):
     assert task["RestartPolicy"]["Condition"] == "none"
     assert task["Networks"] == [{"Target": "openbis-jupyterhub"}]
     assert service["labels"] == {swarm.NETWORK_LABEL: "openbis-jupyterhub"}
+    assert service["endpoint_spec"] == {"Mode": "dnsrr"}  # no IPVS needed
 
 
 def test_stock_swarmspawner_still_binds(monkeypatch, tmp_path):

@@ -202,7 +202,12 @@ class OpenBISSwarmSpawner(SwarmSpawner):
             "restart_policy": RestartPolicy(condition="none"),
         }
         task.update(self.extra_task_spec)
-        endpoint = {} if self.use_internal_ip else {"ports": {None: (self.port, "tcp")}}
+        # DNS round robin: the service name resolves to the task's own address. Swarm's
+        # default (a virtual IP) needs IPVS in every node's kernel, and one task per service
+        # needs no load balancing.
+        endpoint = (
+            {"mode": "dnsrr"} if self.use_internal_ip else {"ports": {None: (self.port, "tcp")}}
+        )
         endpoint.update(self.extra_endpoint_spec)
         create = {
             "task_template": TaskTemplate(**task),
