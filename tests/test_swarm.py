@@ -130,7 +130,7 @@ def stop_server(swarm, admin_token, user, timeout=120):
 
 def contents(swarm, token, user, path):
     answer = swarm.session().get(
-        f"{swarm.url}/user/{quote(user, safe='')}/api/contents/{quote(path)}",
+        f"{swarm.url}/user/{quote(user, safe='@')}/api/contents/{quote(path)}",
         params={"type": "file", "format": "text"},
         headers={"Authorization": f"token {token}"},
         timeout=60,

@@ -40,6 +40,12 @@ elif [ -z "${JUPYTERHUB_CRYPT_KEY:-}" ]; then
 fi
 
 # --- the openBIS CA: the hub user must read it; a root-only file gets a private copy ---
+# On Swarm, services start in any order (a stack ignores depends_on): give a CA file that
+# another service writes (the openBIS double's) a minute to appear.
+if [ -n "${OPENBIS_CA_FILE:-}" ] && [ ! -e "$OPENBIS_CA_FILE" ]; then
+    log "waiting up to 60 s for OPENBIS_CA_FILE=$OPENBIS_CA_FILE"
+    for _ in $(seq 1 120); do [ -e "$OPENBIS_CA_FILE" ] && break; sleep 0.5; done
+fi
 if [ -n "${OPENBIS_CA_FILE:-}" ] && [ -n "$as_root" ] && ! run_as_hub test -r "$OPENBIS_CA_FILE"; then
     [ -r "$OPENBIS_CA_FILE" ] || { log "OPENBIS_CA_FILE=$OPENBIS_CA_FILE is not a readable file"; exit 1; }
     install -d -o jupyterhub -g jupyterhub -m 0700 /run/jupyterhub

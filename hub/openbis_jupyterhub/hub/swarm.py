@@ -24,6 +24,7 @@ Swarm needs differently, in ``OpenBISSwarmSpawner`` (dockerspawner 14.0.0's Swar
 """
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Mapping
@@ -223,7 +224,17 @@ class OpenBISSwarmSpawner(SwarmSpawner):
         return max(tasks, key=lambda t: t["CreatedAt"]) if tasks else None
 
     async def start_object(self):
-        """Wait until the task runs; fail at once when Swarm rejects it or no node takes it."""
+        """Wait until the task runs; fail at once when Swarm rejects it or no node takes it.
+        A service that failed is removed (JupyterHub stops only servers that poll running)."""
+        try:
+            await self.wait_for_task()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.remove_object()
+                self.object_id = ""
+            raise
+
+    async def wait_for_task(self):
         deadline = time.monotonic() + self.start_timeout
         unschedulable_since = None
         while True:
@@ -235,7 +246,9 @@ class OpenBISSwarmSpawner(SwarmSpawner):
             if state == "running":
                 return
             error = status.get("Err") or status.get("Message") or state
-            if task is None or state not in STARTING:
+            if task is None:  # the orchestrator makes it a moment after the service
+                state = error = "new"
+            elif state not in STARTING:
                 raise RuntimeError(f"{self.user.name}'s server did not start on the swarm: {error}")
             if state == "pending" and "no suitable node" in error:
                 unschedulable_since = unschedulable_since or time.monotonic()
