@@ -98,10 +98,11 @@ class SwarmStack(ComposeStack):
         self.control = DoubleControl(f"https://127.0.0.1:{port}", str(self.double_ca_file))
 
     def logs(self, service="hub") -> str:
-        return run(
-            "docker", "service", "logs", "--raw", "--tail", "200", f"{self.project}_{service}",
-            check=False, timeout=60,
-        )  # fmt: skip
+        """The service's log (JupyterHub logs to stderr, the proxy to stdout)."""
+        return subprocess.run(
+            ["docker", "service", "logs", "--raw", "--tail", "200", f"{self.project}_{service}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False,
+        ).stdout  # fmt: skip
 
     def hub_container_id(self) -> str:
         return self._container("hub")

@@ -247,9 +247,12 @@ def test_worker_down_others_keep_working_and_the_home_returns(swarm, admin_token
     # the node returns: the next start works, on that node, with the user's files
     swarm.cluster.start_worker(worker)
     token = swarm.login(affected)
-    written, link = eln_new_notebook(
-        swarm, token, affected, FOLDER, "run 3", notebook_for, ELN_ORIGIN
-    )
+    try:
+        written, link = eln_new_notebook(
+            swarm, token, affected, FOLDER, "run 3", notebook_for, ELN_ORIGIN
+        )
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nhub: {swarm.logs()[-6000:]}") from e
     assert swarm.session().get(link, timeout=330).ok
     assert swarm.user_node(affected) == worker.node_id
     assert contents(swarm, admin_token, affected, journeys[affected][0]["path"]) == notebook

@@ -2,7 +2,7 @@
 
 The hub runs on a manager node (deploy/swarm/stack.yaml) and creates one swarm service per
 user server through the Docker socket, on the overlay network it shares with them: the hub
-reaches each server by its service name. Everything of ours (openBIS sign-in, notebook
+reaches each server at its task's address there. Everything of ours (openBIS sign-in, notebook
 endpoint, token hand-over) is the same as with DockerSpawner; this module holds only what
 Swarm needs differently, in ``OpenBISSwarmSpawner`` (dockerspawner 14.0.0's SwarmSpawner plus):
 
@@ -270,6 +270,18 @@ class OpenBISSwarmSpawner(SwarmSpawner):
         self.node_id = node_id
         self.node_name = node["Description"]["Hostname"]
         self.log.info("%s's server runs on node %s (%s)", self.user.name, self.node_name, node_id)
+
+    async def get_ip_and_port(self):
+        """The task's own address on the network, not its service name: Swarm's DNS learns
+        of a task by gossip from its node, and after that node restarted it may still answer
+        with the address of the task it ran before."""
+        if not self.use_internal_ip:
+            return await super().get_ip_and_port()
+        task = await self.newest_task()
+        for attachment in (task or {}).get("NetworksAttachments", []):
+            if attachment["Network"]["Spec"]["Name"] == self.network_name:
+                return attachment["Addresses"][0].split("/")[0], self.port
+        raise RuntimeError(f"{self.service_name} has no address on {self.network_name}")
 
     async def poll(self):
         """None while the task runs (or starts) on a node that is up; else why it stopped."""
