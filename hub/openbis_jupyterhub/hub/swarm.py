@@ -94,7 +94,9 @@ class OpenBISSwarmSpawner(SwarmSpawner):
         config=True,
         help="Seconds a task may wait for a node that can take it before the spawn fails.",
     )
-    task_poll_interval = Float(0.25, config=True, help="Seconds between looks at a task.")
+    # DockerSpawner sends every Docker call of every user through one thread: looking more
+    # often slows everyone's start when many start at once
+    task_poll_interval = Float(1, config=True, help="Seconds between looks at a task.")
 
     # the node that holds the user's home volume: kept in the hub's database (get_state)
     node_id = Unicode("")
