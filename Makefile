@@ -47,3 +47,11 @@ backup: ## archive hub state and every user volume into backups/<date>/ (or BACK
 
 restore: ## BACKUP=backups/<date>: restore its volumes that are missing or empty (after make down)
 	scripts/restore $(BACKUP)
+
+# --- Docker Swarm (deploy/swarm/stack.yaml; README.md, "More than one host") -------------
+.PHONY: swarm-up swarm-down
+swarm-up: ## on a swarm manager: secrets, docker stack deploy, print the ELN profile values
+	scripts/swarm-up
+
+swarm-down: ## remove the swarm stack and every user server; volumes and secrets stay
+	scripts/swarm-down

@@ -4,7 +4,7 @@
 import sys
 from pathlib import Path
 
-from openbis_jupyterhub.hub import docker, kubernetes, settings
+from openbis_jupyterhub.hub import docker, kubernetes, settings, swarm
 from openbis_jupyterhub.hub.auth import configure_handover
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
@@ -13,7 +13,12 @@ settings.apply(c, env)
 
 # --- the hub -----------------------------------------------------------------------------------
 c.JupyterHub.db_url = f"sqlite:///{env['JUPYTERHUB_STATE_DIR']}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = f"{env['JUPYTERHUB_STATE_DIR']}/jupyterhub_cookie_secret"
+default_cookie_secret = f"{env['JUPYTERHUB_STATE_DIR']}/jupyterhub_cookie_secret"
+c.JupyterHub.cookie_secret_file = env["JUPYTERHUB_COOKIE_SECRET_FILE"] or default_cookie_secret
+# Docker Swarm hands the crypt key over as a secret file (JupyterHub reads it only from the
+# environment otherwise): ";"-separated keys, the first encrypts (key rotation)
+if env["JUPYTERHUB_CRYPT_KEY_FILE"]:
+    c.CryptKeeper.keys = Path(env["JUPYTERHUB_CRYPT_KEY_FILE"]).read_text().strip().split(";")
 # sign-in with openBIS session tokens; also serves the ELN's /hub/openbis-notebook endpoint
 c.JupyterHub.authenticator_class = "openbis"
 # the hub hands openBIS tokens and ELN notebooks to user servers as this service (contract.py)
@@ -21,8 +26,9 @@ configure_handover(c)
 # user servers outlive hub restarts and upgrades; the hub finds them again from its database
 c.JupyterHub.cleanup_servers = False
 
-# --- user servers: DockerSpawner, or KubeSpawner (JUPYTERHUB_SPAWNER), one module each ---------
-{"docker": docker, "kubernetes": kubernetes}[env["JUPYTERHUB_SPAWNER"]].configure(c, env)
+# --- user servers: DockerSpawner, SwarmSpawner or KubeSpawner (JUPYTERHUB_SPAWNER), one module each
+spawners = {"docker": docker, "swarm": swarm, "kubernetes": kubernetes}
+spawners[env["JUPYTERHUB_SPAWNER"]].configure(c, env)
 c.Spawner.default_url = "/lab"
 # Many users opening notebooks at once (a class, a lab meeting) make servers slow to start on a
 # small host: with JupyterHub's defaults (60 s to start, 30 s to answer) it gives up on them and

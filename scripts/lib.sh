@@ -49,3 +49,20 @@ build_missing() {
         scripts/build
     fi
 }
+
+# load_env_file FILE: export its KEY=VALUE lines (compose's .env format: comments, blank
+# lines, optional quotes) that the environment does not set already, as compose does; the
+# values are taken as text, never evaluated. For `docker stack deploy`, which reads no .env.
+load_env_file() {
+    local line key value
+    [ -f "$1" ] || return 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        line=${line#"${line%%[![:space:]]*}"}
+        case $line in '' | '#'*) continue ;; esac
+        key=${line%%=*}
+        value=${line#*=}
+        [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+        case $value in \"*\") value=${value:1:-1} ;; \'*\') value=${value:1:-1} ;; esac
+        [ -n "${!key+set}" ] || export "$key=$value"
+    done <"$1"
+}

@@ -22,8 +22,12 @@ run_as_hub() {
     else "$@"; fi
 }
 
-# --- JUPYTERHUB_CRYPT_KEY: from the environment, else made once and kept (0600) ---
-if [ -z "${JUPYTERHUB_CRYPT_KEY:-}" ]; then
+# --- JUPYTERHUB_CRYPT_KEY: from the environment or a secret file (JUPYTERHUB_CRYPT_KEY_FILE,
+# Docker Swarm; hub/jupyterhub_config.py reads it), else made once and kept (0600) ---
+if [ -n "${JUPYTERHUB_CRYPT_KEY_FILE:-}" ]; then
+    run_as_hub test -r "$JUPYTERHUB_CRYPT_KEY_FILE" \
+        || { log "JUPYTERHUB_CRYPT_KEY_FILE=$JUPYTERHUB_CRYPT_KEY_FILE is not readable by the hub user"; exit 1; }
+elif [ -z "${JUPYTERHUB_CRYPT_KEY:-}" ]; then
     key_file=$state/jupyterhub_crypt_key
     if [ ! -s "$key_file" ]; then
         log "first start: generating $key_file"
@@ -36,6 +40,12 @@ if [ -z "${JUPYTERHUB_CRYPT_KEY:-}" ]; then
 fi
 
 # --- the openBIS CA: the hub user must read it; a root-only file gets a private copy ---
+# On Swarm, services start in any order (a stack ignores depends_on): give a CA file that
+# another service writes (the openBIS double's) a minute to appear.
+if [ -n "${OPENBIS_CA_FILE:-}" ] && [ ! -e "$OPENBIS_CA_FILE" ]; then
+    log "waiting up to 60 s for OPENBIS_CA_FILE=$OPENBIS_CA_FILE"
+    for _ in $(seq 1 120); do [ -e "$OPENBIS_CA_FILE" ] && break; sleep 0.5; done
+fi
 if [ -n "${OPENBIS_CA_FILE:-}" ] && [ -n "$as_root" ] && ! run_as_hub test -r "$OPENBIS_CA_FILE"; then
     [ -r "$OPENBIS_CA_FILE" ] || { log "OPENBIS_CA_FILE=$OPENBIS_CA_FILE is not a readable file"; exit 1; }
     install -d -o jupyterhub -g jupyterhub -m 0700 /run/jupyterhub

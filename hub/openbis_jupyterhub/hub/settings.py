@@ -54,6 +54,10 @@ SETTINGS = [
     Setting("OPENBIS_NOTEBOOK_TEMPLATES", traitlet="NotebookEndpoint.templates_dir"),
     # --- the hub
     Setting("JUPYTERHUB_STATE_DIR", "/srv/jupyterhub"),  # database, cookie secret
+    # Docker Swarm: the stack mounts these as Docker secrets (deploy/swarm/stack.yaml); empty:
+    # the cookie secret in the state directory, the crypt key from JUPYTERHUB_CRYPT_KEY
+    Setting("JUPYTERHUB_COOKIE_SECRET_FILE"),
+    Setting("JUPYTERHUB_CRYPT_KEY_FILE"),
     Setting("JUPYTERHUB_CONFIG_D", "/etc/jupyterhub/jupyterhub_config.d"),  # site overrides
     Setting("JUPYTERHUB_BIND_URL", "http://:8000", "JupyterHub.bind_url"),
     # user servers reach the hub API over the Docker network
@@ -65,13 +69,13 @@ SETTINGS = [
     Setting("JUPYTERHUB_ALLOWED_USERS", traitlet="Authenticator.allowed_users", parse=comma_list),
     Setting("JUPYTERHUB_CULL_TIMEOUT", 3600, parse=int),
     # --- user servers
-    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker", "kubernetes")),
+    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker", "swarm", "kubernetes")),
     Setting("JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"),
     Setting("JUPYTERHUB_MEM_LIMIT", traitlet="Spawner.mem_limit"),
     Setting("JUPYTERHUB_CPU_LIMIT", traitlet="Spawner.cpu_limit", parse=float),
     Setting("JUPYTERHUB_MEM_GUARANTEE", traitlet="Spawner.mem_guarantee"),
     Setting("JUPYTERHUB_CPU_GUARANTEE", traitlet="Spawner.cpu_guarantee", parse=float),
-    # --- user servers with DockerSpawner
+    # --- user servers with DockerSpawner and SwarmSpawner
     Setting("JUPYTERHUB_NETWORK", "openbis-jupyterhub"),
     Setting("JUPYTERHUB_CONTAINER_PREFIX", "jupyter"),
     Setting("JUPYTERHUB_VOLUME_PREFIX", "jupyterhub-user-"),
@@ -81,6 +85,13 @@ SETTINGS = [
     Setting("JUPYTERHUB_PIDS_LIMIT", 512, parse=int),
     Setting("JUPYTERHUB_READ_ONLY_ROOT", True, parse=boolean),
     Setting("JUPYTERHUB_TMP_SIZE", "1G"),
+    # --- user servers on Docker Swarm (hub/swarm.py)
+    # placement constraints for user servers, e.g. "node.role == worker"
+    Setting("JUPYTERHUB_SWARM_CONSTRAINTS", parse=comma_list),
+    # homes on NFS ("server:/export", a directory per user below it); empty: node-local
+    # volumes, and each user's server stays on the node that holds their volume
+    Setting("JUPYTERHUB_HOMES_NFS"),
+    Setting("JUPYTERHUB_HOMES_NFS_OPTIONS", "rw,nfsvers=4.2,hard"),
     # --- user servers with KubeSpawner (hub/kubernetes.py)
     Setting("JUPYTERHUB_STORAGE_CAPACITY", "10Gi"),
     Setting("JUPYTERHUB_STORAGE_CLASS"),
