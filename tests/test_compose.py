@@ -12,13 +12,12 @@ import json
 import re
 import subprocess
 import time
-import warnings
 
 import pytest
 import requests
-from playwright.sync_api import Error as PlaywrightError
 
 from openbis_double import seed
+from tests.browser import NetworkChanges
 from tests.compose_stack import ELN_ORIGIN, escape_user
 from tests.eln import eln_link, eln_new_notebook, eln_notebook, eln_post
 from tests.jupyter_api import KernelSession
@@ -60,44 +59,17 @@ def jdoe(compose_stack):
 
 def open_notebook(browser, link, file_name, timeout=120_000):
     """Open ``link`` in a fresh browser profile; return the page once it shows the notebook's
-    cells: the rendered title and the code cell holding the file name.
-
-    Chromium aborts every request in flight with ERR_NETWORK_CHANGED when the host's network
-    addresses change, as they do whenever Docker creates a network or starts a container on
-    this host (a new bridge address, a new veth's IPv6 link-local address). Notebook 7 loads
-    ~110 files; one aborted script leaves the page blank for good. A person reloads such a
-    page, and so does this, for that error only and within the same time limit (a user's
-    browser sits on another host and never sees it)."""
-    page = browser.new_context().new_page()
-    aborted = []
-    page.on(
-        "requestfailed",
-        lambda request: (
-            "ERR_NETWORK_CHANGED" in (request.failure or "") and aborted.append(request.url)
-        ),
-    )
+    cells: the rendered title and the code cell holding the file name (reloaded when Docker's
+    network changes abort its loading, tests/browser.py)."""
+    context = browser.new_context()
+    page = context.new_page()
     title = page.get_by_role("heading", name="Jupyter notebook title, modify me!")
     cell = page.locator(".jp-CodeCell .cm-content", has_text=f"fileName='{file_name}'")
-    deadline = time.monotonic() + timeout / 1000
-    reloads = 0
-    while time.monotonic() < deadline:
-        aborted.clear()
-        try:
-            page.goto(link, timeout=timeout)
-        except PlaywrightError as e:
-            if "ERR_NETWORK_CHANGED" not in str(e):
-                raise
-            aborted.append(link)
-        while time.monotonic() < deadline and not aborted:
-            if title.is_visible() and cell.is_visible():
-                if reloads:
-                    warnings.warn(f"{reloads} reload(s) after ERR_NETWORK_CHANGED", stacklevel=2)
-                return page
-            page.wait_for_timeout(200)
-        reloads += bool(aborted)
-    raise AssertionError(
-        f"the notebook did not render within {timeout / 1000} s ({reloads} reloads after "
-        f"ERR_NETWORK_CHANGED, last aborted: {aborted[:3]})"
+    return NetworkChanges(context).load(
+        page,
+        lambda first: page.goto(link, timeout=timeout),
+        lambda: title.is_visible() and cell.is_visible(),
+        timeout,
     )
 
 
