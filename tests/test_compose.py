@@ -19,7 +19,7 @@ import requests
 from openbis_double import seed
 from tests.browser import NetworkChanges
 from tests.compose_stack import ELN_ORIGIN, escape_user
-from tests.eln import eln_link, eln_new_notebook, eln_notebook, eln_post
+from tests.eln import eln_link, eln_new_notebook, eln_notebook, eln_post, run_eln_notebook
 from tests.jupyter_api import KernelSession
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
@@ -34,7 +34,6 @@ OWNER = {"@type": "as.dto.sample.Sample", "identifier": {"identifier": "/LAB/PRO
 # what the ELN's user typed: a folder and a notebook name with spaces
 FOLDER, NAME = "growth analyses", "run 1"
 # the optional cell a user runs only with a pasted token (the ELN's placeholder would fail)
-TOKEN_PLACEHOLDER = "write your session token here"
 
 
 def notebook_for(file_name):
@@ -151,13 +150,7 @@ def test_eln_notebook_runs_and_saves_the_analysis_dataset(compose_stack, admin_t
         f"{stack.url}/user/JDoe/", admin_token, ca_file=str(stack.ca_file), path=FOLDER
     )
     try:
-        for cell in notebook["cells"]:
-            source = "".join(cell["source"])
-            if cell["cell_type"] != "code" or TOKEN_PLACEHOLDER in source:
-                continue
-            output, error = kernel.execute(source, timeout=180)
-            assert error is None, (source, error["ename"], error["evalue"])
-        assert "DataSet successfully created" in output
+        assert "DataSet successfully created" in run_eln_notebook(kernel, notebook)
     finally:
         kernel.shutdown()
 

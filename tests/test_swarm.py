@@ -20,8 +20,9 @@ from urllib.parse import quote
 import pytest
 
 from openbis_double import seed
+from tests.attacks import ATTACKS, PRELUDE
 from tests.compose_stack import ELN_ORIGIN
-from tests.eln import eln_new_notebook, eln_notebook, eln_post
+from tests.eln import eln_new_notebook, eln_notebook, eln_post, run_eln_notebook
 from tests.jupyter_api import KernelSession
 from tests.swarm_cluster import SwarmCluster, run
 from tests.swarm_stack import SwarmStack
@@ -39,7 +40,6 @@ DATASETS = [
 ]
 OWNER = {"@type": "as.dto.sample.Sample", "identifier": {"identifier": "/LAB/PROJ/SAMPLE1"}}
 FOLDER, NAME = "growth analyses", "run 1"
-TOKEN_PLACEHOLDER = "write your session token here"
 # an openBIS user id near openBIS's 50-character limit: escaped, 100+ characters
 LONG_ID = "Marie-Louise.Mueller-Luedenscheidt@biol.ethz.ch"
 USERS = ["JDoe", LONG_ID]
@@ -164,13 +164,7 @@ def test_eln_notebook_runs_on_a_worker_and_saves_back(swarm, admin_token, journe
         f"{swarm.url}/user/JDoe/", admin_token, ca_file=str(swarm.ca_file), path=FOLDER
     )
     try:
-        for cell in notebook["cells"]:
-            source = "".join(cell["source"])
-            if cell["cell_type"] != "code" or TOKEN_PLACEHOLDER in source:
-                continue
-            output, error = kernel.execute(source, timeout=180)
-            assert error is None, (source, error["ename"], error["evalue"])
-        assert "DataSet successfully created" in output
+        assert "DataSet successfully created" in run_eln_notebook(kernel, notebook)
         # the downloaded dataset, read in the kernel on the worker
         output, error = kernel.execute(
             "import hashlib, pathlib\n"
@@ -184,6 +178,27 @@ def test_eln_notebook_runs_on_a_worker_and_saves_back(swarm, admin_token, journe
     assert [(d["type"], d["registrator"], d["parents"]) for d in created] == [
         ("ANALYSIS_NOTEBOOK", "JDoe", [RAW_CSV, RAW_BIN])
     ]
+
+
+# --- 2b. the hardening of hub/docker.py holds on a worker too ----------------------------------
+def test_user_code_on_a_worker_is_as_confined_as_on_compose(swarm, admin_token, journeys):
+    """The attack suite's cells for privileges and the image (tests/attacks.py), in JDoe's
+    kernel on a worker, plus the process limit and /tmp's size."""
+    cells = {attack.id: attack.code for attack in ATTACKS}
+    kernel = KernelSession(
+        f"{swarm.url}/user/JDoe/", admin_token, ca_file=str(swarm.ca_file), path=FOLDER
+    )
+    try:
+        for code in (PRELUDE, cells["privilege-escalation"], cells["write-the-image"]):
+            output, error = kernel.execute(code, timeout=120)
+            assert error is None, (error["ename"], error["evalue"], output)
+        output, error = kernel.execute(
+            "print(open('/sys/fs/cgroup/pids.max').read().strip(), os.statvfs('/tmp').f_blocks"
+            " * os.statvfs('/tmp').f_frsize)"
+        )
+        assert error is None and output.split() == ["512", str(1024**3)]
+    finally:
+        kernel.shutdown()
 
 
 # --- 3. a task Swarm rejects fails the start at once, with Swarm's reason -----------------------

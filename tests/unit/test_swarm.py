@@ -60,20 +60,55 @@ def test_home_is_a_named_volume_not_a_bind_mount(monkeypatch, tmp_path):
     service = spec(spawner)
     assert service["name"] == "jupyter--4a-44oe"
     task = service["task_template"]
-    assert task["ContainerSpec"]["Mounts"] == [
-        {
-            "Target": "/home/jovyan",
-            "Source": "jupyterhub-user--4a-44oe",  # the name DockerSpawner gives it
-            "Type": "volume",
-            "ReadOnly": False,
-        }
-    ]
+    assert task["ContainerSpec"]["Mounts"][0] == {
+        "Target": "/home/jovyan",
+        "Source": "jupyterhub-user--4a-44oe",  # the name DockerSpawner gives it
+        "Type": "volume",
+        "ReadOnly": False,
+    }
     assert task["ContainerSpec"]["Args"][0] == "start-singleuser.sh"
     assert task["Resources"]["Limits"]["MemoryBytes"] == 2 * 1024**3
     assert task["RestartPolicy"]["Condition"] == "none"
     assert task["Networks"] == [{"Target": "openbis-jupyterhub"}]
     assert service["labels"] == {swarm.NETWORK_LABEL: "openbis-jupyterhub"}
     assert service["endpoint_spec"] == {"Mode": "dnsrr"}  # no IPVS needed
+
+
+def test_user_services_are_hardened_like_dockerspawners_containers(monkeypatch, tmp_path):
+    """The settings of hub/docker.py, in Swarm's words; what they do to user code is checked
+    on a worker in tests/test_swarm.py."""
+    task = spec(spawner_for(monkeypatch, tmp_path, "JDoe"))["task_template"]
+    container = task["ContainerSpec"]
+    assert container["CapabilityDrop"] == ["ALL"] and container["CapabilityAdd"] == []
+    assert container["Privileges"] == {"NoNewPrivileges": True}
+    assert container["ReadOnly"] is True
+    assert container["Mounts"][1] == {
+        "Target": "/tmp",
+        "Source": None,
+        "Type": "tmpfs",
+        "ReadOnly": False,
+        "TmpfsOptions": {"SizeBytes": 1024**3, "Mode": 0o1777},
+    }
+    assert task["Resources"]["Limits"]["Pids"] == 512
+
+    task = spec(
+        spawner_for(
+            monkeypatch,
+            tmp_path,
+            "JDoe",
+            JUPYTERHUB_CAP_ADD="NET_BIND_SERVICE",
+            JUPYTERHUB_NO_NEW_PRIVILEGES="false",
+            JUPYTERHUB_READ_ONLY_ROOT="false",
+            JUPYTERHUB_PIDS_LIMIT="100",
+            JUPYTERHUB_TMP_SIZE="64M",
+            JUPYTERHUB_MEM_LIMIT="1G",
+        )
+    )["task_template"]
+    container = task["ContainerSpec"]
+    assert container["CapabilityAdd"] == ["NET_BIND_SERVICE"]
+    assert "Privileges" not in container and container["ReadOnly"] is False
+    assert container["Mounts"][1]["TmpfsOptions"]["SizeBytes"] == 64 * 1024**2
+    assert task["Resources"]["Limits"] == {"MemoryBytes": 1024**3, "Pids": 100}
 
 
 def test_stock_swarmspawner_still_binds(monkeypatch, tmp_path):
@@ -94,7 +129,7 @@ def test_nfs_homes_mount_each_users_directory(monkeypatch, tmp_path):
     )
     spawner.load_state({"node_id": "abc123", "node_name": "worker-1"})
     task = spec(spawner)["task_template"]
-    assert task["ContainerSpec"]["Mounts"] == [
+    assert task["ContainerSpec"]["Mounts"][:1] == [
         {
             "Target": "/home/jovyan",
             "Source": "jupyterhub-nfs--4a-44oe",

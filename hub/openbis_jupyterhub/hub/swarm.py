@@ -17,6 +17,11 @@ Swarm needs differently, in ``OpenBISSwarmSpawner`` (dockerspawner 14.0.0's Swar
 - **Service names within 63 characters** (Swarm's limit; escaping triples special
   characters): longer names are cut and end in 8 hex digits of the user id's SHA-256, so
   they stay stable and distinct.
+- **The same hardening as DockerSpawner's** (hub/docker.py): capabilities dropped,
+  no-new-privileges, a process limit, a read-only root with a size-limited ``/tmp`` (tmpfs),
+  expressed in Swarm's service specification (``ContainerSpec``, ``Resources.Limits.Pids``,
+  a tmpfs mount). Swarm sets no swap limit of its own (Docker's default: as much swap as
+  memory); nodes without swap, as usual for container hosts, have none to give.
 - **Failures at once, with the reason**: a rejected task (missing image, bad mount), a task
   no node can take, or a home node that is down ends the spawn within seconds, with Swarm's
   own error, instead of after ``start_timeout``. The hub, not Swarm, restarts servers
@@ -41,7 +46,7 @@ from docker.types import (
     TaskTemplate,
 )
 from dockerspawner import SwarmSpawner
-from traitlets import Bool, Float, List, Unicode, default
+from traitlets import Bool, Float, Int, List, Unicode, default
 
 HOME = "/home/jovyan"
 MAX_SERVICE_NAME = 63  # a DNS label (moby/swarmkit: validateAnnotations)
@@ -94,6 +99,12 @@ class OpenBISSwarmSpawner(SwarmSpawner):
         config=True,
         help="Seconds a task may wait for a node that can take it before the spawn fails.",
     )
+    pids_limit = Int(
+        0, config=True, help="Most processes (and threads) a user's server may have; 0: no limit."
+    )
+    tmp_size = Unicode(
+        "", config=True, help="Size of the tmpfs mounted on /tmp, e.g. '1G'; empty: no tmpfs."
+    )
     # DockerSpawner sends every Docker call of every user through one thread: looking more
     # often slows everyone's start when many start at once
     task_poll_interval = Float(1, config=True, help="Seconds between looks at a task.")
@@ -133,7 +144,7 @@ class OpenBISSwarmSpawner(SwarmSpawner):
                 for key, value in self.volume_driver_options.items()
             }
             driver = DriverConfig(self.volume_driver, options or None)
-        return [
+        mounts = [
             Mount(
                 target=bind["bind"],
                 source=source,
@@ -143,6 +154,17 @@ class OpenBISSwarmSpawner(SwarmSpawner):
             )
             for source, bind in self.volume_binds.items()
         ]
+        if self.tmp_size:
+            mounts.append(
+                Mount(
+                    target="/tmp",  # noqa: S108 (a tmpfs of the user's own)
+                    source=None,
+                    type="tmpfs",
+                    tmpfs_size=self.tmp_size,
+                    tmpfs_mode=0o1777,
+                )
+            )
+        return mounts
 
     # --- create, wait, poll -------------------------------------------------------------------
     def placement_constraints(self) -> list[str]:
@@ -194,11 +216,14 @@ class OpenBISSwarmSpawner(SwarmSpawner):
             "cpu_reservation": int(self.cpu_guarantee * 1e9) if self.cpu_guarantee else None,
         }
         resources.update(self.extra_resources_spec)
+        resources = Resources(**resources)
+        if self.pids_limit:  # not among docker-py's Resources arguments (Engine API 1.41)
+            resources.setdefault("Limits", {})["Pids"] = self.pids_limit
         placement = {"constraints": self.placement_constraints() or None}
         placement.update(self.extra_placement_spec)
         task = {
             "container_spec": ContainerSpec(**container),
-            "resources": Resources(**resources),
+            "resources": resources,
             "networks": [self.network_name] if self.network_name else [],
             "placement": Placement(**placement),
             # the hub decides when a server runs: a server that exits stays stopped
@@ -318,6 +343,9 @@ def configure(c, settings: Mapping[str, object]) -> None:
     c.SwarmSpawner.notebook_dir = HOME
     # each node runs the image it has (no registry is assumed); a missing image fails at once
     c.SwarmSpawner.pull_policy = "skip"
+    c.SwarmSpawner.extra_container_spec = container_hardening(settings)
+    c.OpenBISSwarmSpawner.pids_limit = settings["JUPYTERHUB_PIDS_LIMIT"]
+    c.OpenBISSwarmSpawner.tmp_size = settings["JUPYTERHUB_TMP_SIZE"]
     c.OpenBISSwarmSpawner.constraints = settings["JUPYTERHUB_SWARM_CONSTRAINTS"] or []
     if settings["JUPYTERHUB_HOMES_NFS"]:
         c.SwarmSpawner.volume_driver = "local"
@@ -325,3 +353,15 @@ def configure(c, settings: Mapping[str, object]) -> None:
             settings["JUPYTERHUB_HOMES_NFS"], settings["JUPYTERHUB_HOMES_NFS_OPTIONS"]
         )
         c.OpenBISSwarmSpawner.sticky = False
+
+
+def container_hardening(settings: Mapping[str, object]) -> dict:
+    """docker-py ``ContainerSpec`` arguments: hub/docker.py's ``host_config`` for a service."""
+    spec = {
+        "cap_drop": ["ALL"],
+        "cap_add": list(settings["JUPYTERHUB_CAP_ADD"]),
+        "read_only": settings["JUPYTERHUB_READ_ONLY_ROOT"],
+    }
+    if settings["JUPYTERHUB_NO_NEW_PRIVILEGES"]:
+        spec["privileges"] = {"NoNewPrivileges": True}  # Engine API 1.46 (Docker 27)
+    return spec
