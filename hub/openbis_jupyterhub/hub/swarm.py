@@ -20,8 +20,9 @@ Swarm needs differently, in ``OpenBISSwarmSpawner`` (dockerspawner 14.0.0's Swar
 - **The same hardening as DockerSpawner's** (hub/docker.py): capabilities dropped,
   no-new-privileges, a process limit, a read-only root with a size-limited ``/tmp`` (tmpfs),
   expressed in Swarm's service specification (``ContainerSpec``, ``Resources.Limits.Pids``,
-  a tmpfs mount). Swarm sets no swap limit of its own (Docker's default: as much swap as
-  memory); nodes without swap, as usual for container hosts, have none to give.
+  a tmpfs mount; no-new-privileges through ``setpriv`` in the command). Swarm sets no swap
+  limit of its own (Docker's default: as much swap as memory); nodes without swap, as usual
+  for container hosts, have none to give.
 - **Failures at once, with the reason**: a rejected task (missing image, bad mount), a task
   no node can take, or a home node that is down ends the spawn within seconds, with Swarm's
   own error, instead of after ``start_timeout``. The hub, not Swarm, restarts servers
@@ -331,8 +332,14 @@ class OpenBISSwarmSpawner(SwarmSpawner):
 def configure(c, settings: Mapping[str, object]) -> None:
     c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.swarm.OpenBISSwarmSpawner"
     c.SwarmSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
-    # the image's start script, named: no inspection of the image on the hub's node
-    c.SwarmSpawner.cmd = ["start-singleuser.sh"]
+    # the image's start script, named: no inspection of the image on the hub's node.
+    # no-new-privileges through setpriv (util-linux, in every Debian image): Swarm's service
+    # specification has it only since Engine API 1.46 (Docker 27), and older engines ignore it.
+    no_new_privileges = ["setpriv", "--no-new-privs"]
+    c.SwarmSpawner.cmd = [
+        *(no_new_privileges if settings["JUPYTERHUB_NO_NEW_PRIVILEGES"] else []),
+        "start-singleuser.sh",
+    ]
     # the stack's overlay network (deploy/swarm/stack.yaml gives it this exact name)
     c.SwarmSpawner.network_name = settings["JUPYTERHUB_NETWORK"]
     c.SwarmSpawner.use_internal_ip = True  # the hub reaches a server by its service name
@@ -356,12 +363,10 @@ def configure(c, settings: Mapping[str, object]) -> None:
 
 
 def container_hardening(settings: Mapping[str, object]) -> dict:
-    """docker-py ``ContainerSpec`` arguments: hub/docker.py's ``host_config`` for a service."""
-    spec = {
+    """docker-py ``ContainerSpec`` arguments: hub/docker.py's ``host_config`` for a service
+    (no-new-privileges: in the command, see ``configure``)."""
+    return {
         "cap_drop": ["ALL"],
         "cap_add": list(settings["JUPYTERHUB_CAP_ADD"]),
         "read_only": settings["JUPYTERHUB_READ_ONLY_ROOT"],
     }
-    if settings["JUPYTERHUB_NO_NEW_PRIVILEGES"]:
-        spec["privileges"] = {"NoNewPrivileges": True}  # Engine API 1.46 (Docker 27)
-    return spec
