@@ -183,7 +183,7 @@ def test_eln_notebook_runs_on_a_worker_and_saves_back(swarm, admin_token, journe
 # --- 2b. the hardening of hub/docker.py holds on a worker too ----------------------------------
 def test_user_code_on_a_worker_is_as_confined_as_on_compose(swarm, admin_token, journeys):
     """The attack suite's cells for privileges and the image (tests/attacks.py), in JDoe's
-    kernel on a worker, plus the process limit and /tmp's size."""
+    kernel on a worker, /tmp's size, and the process limit on the worker's container."""
     cells = {attack.id: attack.code for attack in ATTACKS}
     kernel = KernelSession(
         f"{swarm.url}/user/JDoe/", admin_token, ca_file=str(swarm.ca_file), path=FOLDER
@@ -193,12 +193,16 @@ def test_user_code_on_a_worker_is_as_confined_as_on_compose(swarm, admin_token, 
             output, error = kernel.execute(code, timeout=120)
             assert error is None, (error["ename"], error["evalue"], output)
         output, error = kernel.execute(
-            "print(open('/sys/fs/cgroup/pids.max').read().strip(), os.statvfs('/tmp').f_blocks"
-            " * os.statvfs('/tmp').f_frsize)"
+            "print(os.statvfs('/tmp').f_blocks * os.statvfs('/tmp').f_frsize)"
         )
-        assert error is None and output.split() == ["512", str(1024**3)]
+        assert error is None and output.strip() == str(1024**3)
     finally:
         kernel.shutdown()
+    # the process limit, as the worker's engine applied it to the container
+    worker = worker_of(swarm, swarm.user_node("JDoe"))
+    label = f"com.docker.swarm.service.name={swarm.service_name('JDoe')}"
+    container = worker.docker("ps", "-q", "--filter", f"label={label}").strip()
+    assert worker.docker("inspect", "-f", "{{.HostConfig.PidsLimit}}", container).strip() == "512"
 
 
 # --- 3. a task Swarm rejects fails the start at once, with Swarm's reason -----------------------
