@@ -26,6 +26,21 @@ BROWSER_KEEPS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "\"#<
 TOKEN_PLACEHOLDER = "write your session token here"
 
 
+# the double's seeded datasets as the ELN of an object page sends them
+RAW_CSV = "20240115093000000-4"  # owner: collection /LAB/PROJ/EXP1, original/measurements.csv
+RAW_BIN = "20240115093000000-5"  # owner: object /LAB/PROJ/SAMPLE1, original/spectrum.bin
+SEED_DATASETS = [
+    {"permId": {"permId": RAW_CSV}, "experiment": {"permId": {"permId": "20240115093000000-2"}}},
+    {"permId": {"permId": RAW_BIN}, "sample": {"permId": {"permId": "20240115093000000-3"}}},
+]
+SEED_OBJECT = {"@type": "as.dto.sample.Sample", "identifier": {"identifier": "/LAB/PROJ/SAMPLE1"}}
+
+
+def seed_notebook(file_name):
+    """The ELN's notebook for the object /LAB/PROJ/SAMPLE1 with both seeded datasets."""
+    return eln_notebook(SEED_DATASETS, SEED_OBJECT, file_name)
+
+
 def run_eln_notebook(kernel, notebook, timeout=180) -> str:
     """Runs ``notebook``'s code cells in ``kernel`` (tests.jupyter_api.KernelSession) one by
     one, as a person does, all but the session-refresh cell; fails on the first error and

@@ -19,25 +19,21 @@ import requests
 from openbis_double import seed
 from tests.browser import NetworkChanges
 from tests.compose_stack import ELN_ORIGIN, escape_user
-from tests.eln import eln_link, eln_new_notebook, eln_notebook, eln_post, run_eln_notebook
+from tests.eln import (
+    RAW_BIN,
+    RAW_CSV,
+    eln_link,
+    eln_new_notebook,
+    eln_post,
+    run_eln_notebook,
+    seed_notebook,
+)
 from tests.jupyter_api import KernelSession
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
-RAW_CSV = "20240115093000000-4"  # owner: collection /LAB/PROJ/EXP1, original/measurements.csv
-RAW_BIN = "20240115093000000-5"  # owner: object /LAB/PROJ/SAMPLE1, original/spectrum.bin
-DATASETS = [
-    {"permId": {"permId": RAW_CSV}, "experiment": {"permId": {"permId": "20240115093000000-2"}}},
-    {"permId": {"permId": RAW_BIN}, "sample": {"permId": {"permId": "20240115093000000-3"}}},
-]
-OWNER = {"@type": "as.dto.sample.Sample", "identifier": {"identifier": "/LAB/PROJ/SAMPLE1"}}
 # what the ELN's user typed: a folder and a notebook name with spaces
 FOLDER, NAME = "growth analyses", "run 1"
-# the optional cell a user runs only with a pasted token (the ELN's placeholder would fail)
-
-
-def notebook_for(file_name):
-    return eln_notebook(DATASETS, OWNER, file_name)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +47,7 @@ def jdoe(compose_stack):
     """JDoe's ELN notebook: written through the ELN's two POSTs, JDoe's server running."""
     token = compose_stack.login("JDoe")
     written, link = eln_new_notebook(
-        compose_stack, token, "JDoe", FOLDER, NAME, notebook_for, ELN_ORIGIN
+        compose_stack, token, "JDoe", FOLDER, NAME, seed_notebook, ELN_ORIGIN
     )
     return {"written": written, "link": link}
 
@@ -109,7 +105,7 @@ def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_brow
     assert test == {"fileName": f"{NAME}.ipynb", "path": f"{FOLDER}/{NAME}.ipynb"}
     # the ELN page can read the answer (its origin is openBIS's, the default)
     assert headers["Access-Control-Allow-Origin"] == ELN_ORIGIN
-    sent = json.dumps(notebook_for(test["fileName"])).encode()
+    sent = json.dumps(seed_notebook(test["fileName"])).encode()
     status, headers, written = eln_post(
         stack, token, FOLDER, f"{NAME}.ipynb", "False", sent, ELN_ORIGIN
     )
@@ -274,7 +270,7 @@ def test_a_user_cannot_open_or_write_another_users_server(compose_stack, admin_t
     headers = {"Authorization": f"token {alice_token}"}
     for method, path, body in [
         ("GET", f"api/contents/{FOLDER}", None),
-        ("PUT", "api/contents/planted.ipynb", {"type": "notebook", "content": notebook_for("x")}),
+        ("PUT", "api/contents/planted.ipynb", {"type": "notebook", "content": seed_notebook("x")}),
         ("POST", "api/kernels", {"name": "python3"}),
     ]:
         answer = requests.request(
@@ -286,7 +282,7 @@ def test_a_user_cannot_open_or_write_another_users_server(compose_stack, admin_t
 
     # the ELN endpoint with alice's session writes only into alice's home; paths that would
     # leave it are refused
-    body = json.dumps(notebook_for("planted.ipynb")).encode()
+    body = json.dumps(seed_notebook("planted.ipynb")).encode()
     for folder in ("../JDoe", "/home/jovyan", f"{FOLDER}/../..", "..", "/"):
         status, _, answer = eln_post(
             stack, alice, folder, "planted.ipynb", "False", body, ELN_ORIGIN

@@ -22,7 +22,14 @@ import pytest
 from openbis_double import seed
 from tests.attacks import ATTACKS, PRELUDE
 from tests.compose_stack import ELN_ORIGIN
-from tests.eln import eln_new_notebook, eln_notebook, eln_post, run_eln_notebook
+from tests.eln import (
+    RAW_BIN,
+    RAW_CSV,
+    eln_new_notebook,
+    eln_post,
+    run_eln_notebook,
+    seed_notebook,
+)
 from tests.jupyter_api import KernelSession
 from tests.swarm_cluster import SwarmCluster, run
 from tests.swarm_stack import SwarmStack
@@ -32,23 +39,12 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces, dockerd"),
 ]
 
-RAW_CSV = "20240115093000000-4"  # owner: collection /LAB/PROJ/EXP1, original/measurements.csv
-RAW_BIN = "20240115093000000-5"  # owner: object /LAB/PROJ/SAMPLE1, original/spectrum.bin
-DATASETS = [
-    {"permId": {"permId": RAW_CSV}, "experiment": {"permId": {"permId": "20240115093000000-2"}}},
-    {"permId": {"permId": RAW_BIN}, "sample": {"permId": {"permId": "20240115093000000-3"}}},
-]
-OWNER = {"@type": "as.dto.sample.Sample", "identifier": {"identifier": "/LAB/PROJ/SAMPLE1"}}
 FOLDER, NAME = "growth analyses", "run 1"
 # an openBIS user id near openBIS's 50-character limit: escaped, 100+ characters
 LONG_ID = "Marie-Louise.Mueller-Luedenscheidt@biol.ethz.ch"
 USERS = ["JDoe", LONG_ID]
 # the hub's start_timeout is 180 s: a failure must be reported well before
 FAST = 45
-
-
-def notebook_for(file_name):
-    return eln_notebook(DATASETS, OWNER, file_name)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +91,9 @@ def journeys(swarm):
 
     def journey(user):
         token = swarm.login(user)
-        written, link = eln_new_notebook(swarm, token, user, FOLDER, NAME, notebook_for, ELN_ORIGIN)
+        written, link = eln_new_notebook(
+            swarm, token, user, FOLDER, NAME, seed_notebook, ELN_ORIGIN
+        )
         page = swarm.session().get(link, timeout=330)
         page.raise_for_status()
         return written, page, token
@@ -251,7 +249,7 @@ def test_worker_down_others_keep_working_and_the_home_returns(swarm, admin_token
     finally:
         kernel.shutdown()
     written, _ = eln_new_notebook(
-        swarm, swarm.login(other), other, FOLDER, "run 2", notebook_for, ELN_ORIGIN
+        swarm, swarm.login(other), other, FOLDER, "run 2", seed_notebook, ELN_ORIGIN
     )
     assert written["fileName"] == "run 2.ipynb"
     assert swarm.user_node(other) == other_node
@@ -268,7 +266,7 @@ def test_worker_down_others_keep_working_and_the_home_returns(swarm, admin_token
     token = swarm.login(affected)
     try:
         written, link = eln_new_notebook(
-            swarm, token, affected, FOLDER, "run 3", notebook_for, ELN_ORIGIN
+            swarm, token, affected, FOLDER, "run 3", seed_notebook, ELN_ORIGIN
         )
     except AssertionError as e:
         raise AssertionError(f"{e}\nhub: {swarm.logs()[-6000:]}") from e
