@@ -358,12 +358,14 @@ class Job:
         self.error: dict | None = None
 
     def as_dict(self) -> dict:
-        done = self.done
         if self.state == "running" and self.staging is not None:
             try:
-                done = sum(f.stat().st_size for f in self.staging.rglob("*") if f.is_file())
+                staged = sum(f.stat().st_size for f in self.staging.rglob("*") if f.is_file())
             except OSError:  # the download just ended and cleaned up
-                pass
+                staged = 0
+            # complete files leave the staging folder for their place: never count backwards
+            self.done = max(self.done, staged)
+        done = self.done
         return {
             "id": self.id,
             "permId": self.perm_id,
