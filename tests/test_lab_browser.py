@@ -146,9 +146,7 @@ def lab_hub(openbis_double, tmp_path_factory):
         openbis_double.url,
         openbis_double.ca_file,
         spawner_env=lab_environment(directory),
-    )
-    hub.workdir.mkdir()
-    hub.start()
+    ).start()
     yield hub
     hub.stop_all_servers()
     hub.stop()
