@@ -815,6 +815,7 @@ BAD_LINKS = {
     "dot dot": ("..%2F..%2Fetc%2Fpasswd", 400, "'../../etc/passwd' is not an openBIS dataset"),
     "permId and more": ("20240115093000000-4%2F..%2Fx", 400, "is not an openBIS dataset permId"),
     "NUL": ("20240115093000000-4%00", 400, "is not an openBIS dataset permId"),
+    "newline": ("20240115093000000-4%0A", 400, "is not an openBIS dataset permId"),
     "empty": ("", 400, "'' is not an openBIS dataset permId"),
 }
 

@@ -493,6 +493,7 @@ def test_reopen_and_rerun_gives_identical_outputs(lab):
         (UNKNOWN, 404, f"openBIS has no dataset {UNKNOWN} that you may see"),
         (seed.CSV_DATASET, 400, "is of type RAW_DATA, not ANALYSIS_NOTEBOOK"),
         ("../etc", 400, "is not a dataset permId"),
+        (f"{seed.CSV_DATASET}\n", 400, "is not a dataset permId"),
         (None, 400, "is not a dataset permId"),
     ],
 )

@@ -399,7 +399,7 @@ REOPEN_PAGE = """{% extends "page.html" %}
 </div>
 {% endblock %}
 """
-PERM_ID = re.compile(r"^\d{17}-\d+$")  # openBIS's dataset permIds: 20240115093000000-4
+PERM_ID = re.compile(r"^\d{17}-\d+\Z")  # 20240115093000000-4; \Z: $ allows a final "\n"
 REOPEN_TIMEOUT = 600  # seconds: the server fetches every file saved with the notebook
 OUTDATED_FOR_REOPEN = (
     "Your Jupyter server cannot re-open analyses: it was started before the hub's last "

@@ -58,7 +58,7 @@ LIST_LIMIT = 500  # entries per hierarchy level or search kind
 ANALYSIS_TYPE = "ANALYSIS_NOTEBOOK"
 MARKER = ".openbis-dataset.json"  # written into the folder of a re-opened analysis
 ENVIRONMENT_FILES = ("runtime.txt", "requirements.txt", "image.txt")
-PERM_ID = re.compile(r"^\d{17}-\d+$")
+PERM_ID = re.compile(r"^\d{17}-\d+\Z")  # not $: it also matches before a final newline
 
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="openbis-lab")
 
