@@ -671,7 +671,7 @@ def save_dataset(o, root, request: dict) -> dict:
 # --- re-opening a saved analysis -----------------------------------------------------------------
 
 
-def get_analysis(o, perm_id) -> object:
+def get_analysis(o, perm_id):
     """The ANALYSIS_NOTEBOOK dataset ``perm_id``, or an ApiError saying why not. openBIS
     answers a dataset the user may not see exactly like one that does not exist."""
     check_perm_id(perm_id)
