@@ -39,7 +39,11 @@ class NetworkChanges:
                 navigate(first)
             except PlaywrightError as e:
                 if "ERR_NETWORK_CHANGED" not in str(e):
-                    raise
+                    # or Chromium's error page took the tab first ("interrupted by another
+                    # navigation to chrome-error://"): then the failed request says why
+                    page.wait_for_timeout(500)
+                    if "chrome-error://" not in str(e) or not self.aborted:
+                        raise
                 self.aborted.append(page.url)
             first = False
             while time.monotonic() < deadline and not self.aborted:

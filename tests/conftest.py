@@ -312,6 +312,25 @@ class LabServer:
                 self.process.wait(timeout=10)
 
 
+def lab_environment(directory: Path) -> dict:
+    """The environment of a Jupyter server that loads the built front end as the image's do
+    (``JUPYTER_PATH``), without JupyterLab's news toast over the panel."""
+    jupyter_path = directory / "jupyter-data"
+    if LABEXTENSION_BUILD.is_dir():  # the built front end, as pip would place it
+        target = jupyter_path / "labextensions" / "@openbis-jupyterhub" / "jupyterlab-openbis"
+        target.parent.mkdir(parents=True)
+        target.symlink_to(LABEXTENSION_BUILD)
+    config_dir = directory / "jupyter-config" / "labconfig"
+    config_dir.mkdir(parents=True)
+    (config_dir / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+    )
+    return {
+        "JUPYTER_CONFIG_DIR": str(directory / "jupyter-config"),
+        "JUPYTER_PATH": str(jupyter_path),
+    }
+
+
 def start_lab_server(directory: Path, double, **env) -> LabServer:
     import secrets
     import sys
@@ -322,17 +341,6 @@ def start_lab_server(directory: Path, double, **env) -> LabServer:
 
     home = directory / "home"
     home.mkdir()
-    jupyter_path = directory / "jupyter-data"
-    if LABEXTENSION_BUILD.is_dir():  # the built front end, as pip would place it
-        target = jupyter_path / "labextensions" / "@openbis-jupyterhub" / "jupyterlab-openbis"
-        target.parent.mkdir(parents=True)
-        target.symlink_to(LABEXTENSION_BUILD)
-    config_dir = directory / "jupyter-config" / "labconfig"
-    config_dir.mkdir(parents=True)
-    # no "official Jupyter news?" toast over the panel
-    (config_dir / "page_config.json").write_text(
-        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
-    )
     port, token = free_port(), secrets.token_hex(16)
     log_path = directory / "lab.log"
     environment = {
@@ -340,9 +348,8 @@ def start_lab_server(directory: Path, double, **env) -> LabServer:
         "HOME": str(home),
         "OPENBIS_URL": double.url,
         "REQUESTS_CA_BUNDLE": double.ca_file,
-        "JUPYTER_CONFIG_DIR": str(directory / "jupyter-config"),
+        **lab_environment(directory),
         "JUPYTER_CONFIG_PATH": str(REPO_ROOT / "hub" / "jupyter-config"),
-        "JUPYTER_PATH": str(jupyter_path),
         "JUPYTER_RUNTIME_DIR": str(directory / "runtime"),
         **env,
     }

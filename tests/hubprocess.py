@@ -40,6 +40,7 @@ c.Spawner.environment = {{
     # what the single-user image does with OPENBIS_CA_CERT, done here directly
     "REQUESTS_CA_BUNDLE": {ca_file!r},
 }}
+c.Spawner.environment.update({spawner_env!r})
 c.JupyterHub.hub_port = {hub_port}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.ConfigurableHTTPProxy.command = ["configurable-http-proxy"]
@@ -50,9 +51,10 @@ c.JupyterHub.load_roles.append({{"name": "tests", "services": ["tests"],
 
 
 class JupyterHubProcess:
-    """``url`` is the public URL; ``api(path)`` calls the REST API as an admin service."""
+    """``url`` is the public URL; ``api(path)`` calls the REST API as an admin service.
+    ``spawner_env`` goes into the user servers' environment, ``env`` into the hub's."""
 
-    def __init__(self, workdir: Path, openbis_url: str, ca_file: str, **env):
+    def __init__(self, workdir: Path, openbis_url: str, ca_file: str, spawner_env=None, **env):
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,6 +70,7 @@ class JupyterHubProcess:
                 singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
                 jupyter_config=str(REPO / "hub" / "jupyter-config"),
                 ca_file=ca_file,
+                spawner_env=spawner_env or {},
                 hub_port=free_port(),
                 proxy_api_port=free_port(),
                 api_token=self.api_token,

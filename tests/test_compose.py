@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import time
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -177,6 +178,49 @@ def test_eln_notebook_runs_and_saves_the_analysis_dataset(compose_stack, admin_t
     assert files[name]["sha256"] == hashlib.sha256(in_home).hexdigest()
     html = stack.control.file(dataset["permId"], files[f"{name}.html"]["path"])
     assert b"Jupyter notebook title, modify me!" in html
+
+
+# --- 2b. the re-run link: a saved analysis opens in JupyterLab in the user's container -------
+def test_a_saved_analysis_opens_through_the_hub_link(compose_stack, admin_token, hub_browser, jdoe):
+    """Saved with the openBIS panel's API in JDoe's container, opened with the link an ELN
+    page or an email holds: sign-in, confirmation, JupyterLab (our image) with the banner."""
+    stack = compose_stack
+    saved = requests.post(
+        f"{stack.url}/user/JDoe/openbis/api/datasets",
+        json={
+            "notebook": jdoe["written"]["path"],
+            "owner": {"kind": "sample", "id": "/LAB/PROJ/SAMPLE1"},
+            "parents": [RAW_CSV],
+            "html": False,
+        },
+        headers={"Authorization": f"token {admin_token}"},
+        verify=stack.ca_file,
+        timeout=120,
+    )
+    assert saved.status_code == 201, saved.text
+    perm_id = saved.json()["permId"]
+    name = jdoe["written"]["fileName"]
+
+    token = stack.login("JDoe")
+    context = hub_browser.new_context()
+    try:
+        page = context.new_page()
+        changes = NetworkChanges(context)
+        confirm = page.get_by_role("button", name="Open the analysis")
+        link = eln_link(stack, token, f"/hub/openbis-notebook/open/{perm_id}")
+        changes.load(page, lambda first: page.goto(link), confirm.is_visible)
+        assert token not in page.url
+        banner = page.locator(".jp-OpenbisBanner", has_text=f"openBIS dataset {perm_id}")
+        changes.load(
+            page, lambda first: confirm.click() if first else page.reload(), banner.is_visible
+        )
+        assert page.url.endswith(f"/user/JDoe/lab/tree/{perm_id}/{quote(name)}")
+        # saved and re-opened in the same image: nothing differs
+        assert "Same environment: no differences." in banner.inner_text()
+    finally:
+        context.close()
+    reopened = file_bytes(stack, admin_token, "JDoe", f"{perm_id}/{name}")
+    assert reopened == file_bytes(stack, admin_token, "JDoe", jdoe["written"]["path"])
 
 
 # --- 3. hub restart, and down + up: links work at once, files stay ------------------------

@@ -13,12 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+from html import unescape
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 import nbformat
 import pytest
 import requests
+from openbis_jupyterhub.singleuser.session_hint import HINT
 
 from tests.eln import ENDPOINT, FORM, eln_notebook, eln_post
 from tests.hubprocess import REPO, JupyterHubProcess, free_port
@@ -715,3 +717,131 @@ def test_template_bad_parameters(hub, jdoe):
         url = f"{hub.url}{ENDPOINT}/t/analysis_python3.ipynb?" + urlencode({"params": params})
         page = session.get(url, timeout=30)
         assert page.status_code == 400 and words in page.text, params
+
+
+# --- the re-run link: /hub/openbis-notebook/open/<dataset permId> -----------------------------
+
+ANALYSIS_CELLS = ["answer = 6 * 7", "print(f'answer {answer}')"]
+UNKNOWN_DATASET = "20240115093000000-999"
+
+
+def save_analysis(hub, folder):
+    """An ANALYSIS_NOTEBOOK dataset saved from JDoe's home through the panel's API."""
+    home = hub.homes / "JDoe"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(c) for c in ANALYSIS_CELLS]
+    (home / folder).mkdir()
+    nbformat.write(notebook, home / folder / "analysis.ipynb")
+    answer = requests.post(
+        f"{hub.url}/user/JDoe/openbis/api/datasets",
+        headers={"Authorization": f"token {hub.api_token}"},
+        json={
+            "notebook": f"{folder}/analysis.ipynb",
+            "owner": {"kind": "sample", "id": "/LAB/PROJ/SAMPLE1"},
+            "parents": [SAMPLE_DATASET["permId"]["permId"]],
+            "html": False,
+        },
+        timeout=120,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["permId"]
+
+
+def reopen_link(hub, perm_id):
+    return f"{hub.url}{ENDPOINT}/open/{perm_id}"
+
+
+def confirm_reopen(session, url):
+    """The confirmation page, then its button; returns (page, answer to the button)."""
+    page = session.get(url, timeout=60)
+    assert page.status_code == 200, page.text
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    return page, session.post(url, data={"_xsrf": xsrf}, allow_redirects=False, timeout=300)
+
+
+def left_behind(home: Path) -> list:
+    """Staging folders of a re-open (hidden): none may stay."""
+    return [p.name for p in home.iterdir() if p.name.startswith(".openbis-reopen")]
+
+
+def test_reopen_link_needs_sign_in(hub):
+    url = reopen_link(hub, SAMPLE_DATASET["permId"]["permId"])
+    response = requests.get(url, timeout=30, allow_redirects=False)
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith("/hub/login?next=")
+    assert quote(f"{ENDPOINT}/open/20240115093000000-4", safe="") in location
+
+
+def test_reopen_link_starts_the_server_fetches_the_analysis_and_opens_it(hub, openbis_double):
+    token = openbis_double.control.login("JDoe", "jdoe-password")
+    session = signed_in_session(hub, token)
+    hub.wait_for_server("JDoe", timeout=120)
+    perm_id = save_analysis(hub, "linked")
+    assert hub.api("/users/JDoe/server", method="DELETE").status_code in (202, 204)
+    for _ in range(100):  # bounded: the stop takes a few seconds
+        if not hub.api("/users/JDoe").json()["servers"]:
+            break
+        time.sleep(0.2)
+
+    page, opened = confirm_reopen(session, reopen_link(hub, perm_id))
+    assert f'id="openbis-dataset">{perm_id}<' in page.text
+    assert opened.status_code == 302, opened.text
+    assert opened.headers["Location"] == f"/user/JDoe/lab/tree/{perm_id}/analysis.ipynb"
+    assert hub.api("/users/JDoe").json()["servers"][""]["ready"]  # started on the way
+    folder = hub.homes / "JDoe" / perm_id
+    notebook = nbformat.read(folder / "analysis.ipynb", as_version=4)
+    assert [cell.source for cell in notebook.cells] == ANALYSIS_CELLS
+    marker = json.loads((folder / ".openbis-dataset.json").read_text())
+    assert marker["permId"] == perm_id and marker["type"] == "ANALYSIS_NOTEBOOK"
+    assert marker["parents"] == [SAMPLE_DATASET["permId"]["permId"]]
+    assert "requirements.txt" in marker["files"]
+    lab = follow(session, hub.url + opened.headers["Location"])
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+
+    # again: a new folder; the first one (with the user's changes) stays as it is
+    (folder / "analysis.ipynb").write_text("changed by the user")
+    _, again = confirm_reopen(session, reopen_link(hub, perm_id))
+    assert again.headers["Location"] == f"/user/JDoe/lab/tree/{perm_id}%202/analysis.ipynb"
+    assert (folder / "analysis.ipynb").read_text() == "changed by the user"
+    assert left_behind(hub.homes / "JDoe") == []
+    assert token not in hub.log_text() and token not in opened.headers["Location"]
+
+
+BAD_LINKS = {
+    # name: (permId in the link, status, words on the page)
+    "unknown permId": (UNKNOWN_DATASET, 404, f"no dataset {UNKNOWN_DATASET} that you may see"),
+    "not an analysis": ("20240115093000000-4", 400, "of type RAW_DATA, not ANALYSIS_NOTEBOOK"),
+    "dot dot": ("..%2F..%2Fetc%2Fpasswd", 400, "'../../etc/passwd' is not an openBIS dataset"),
+    "permId and more": ("20240115093000000-4%2F..%2Fx", 400, "is not an openBIS dataset permId"),
+    "NUL": ("20240115093000000-4%00", 400, "is not an openBIS dataset permId"),
+    "newline": ("20240115093000000-4%0A", 400, "is not an openBIS dataset permId"),
+    "empty": ("", 400, "'' is not an openBIS dataset permId"),
+}
+
+
+@pytest.mark.parametrize("case", [*BAD_LINKS, "expired session"])
+def test_bad_reopen_links_show_a_page_that_says_why_and_write_nothing(hub, openbis_double, case):
+    token = openbis_double.control.login("JDoe", "jdoe-password")
+    session = signed_in_session(hub, token)
+    hub.wait_for_server("JDoe", timeout=120)
+    home = hub.homes / "JDoe"
+    before = visible_files(home)
+    if case == "expired session":
+        perm_id, status, words = save_analysis(hub, f"expiring {time.time_ns()}"), 401, HINT
+        before = visible_files(home)
+        openbis_double.control.expire(token=token)
+    else:
+        perm_id, status, words = BAD_LINKS[case]
+    url = reopen_link(hub, perm_id)
+    if re.fullmatch(r"\d{17}-\d+", perm_id):  # openBIS says what is wrong, after the click
+        _, page = confirm_reopen(session, url)
+    else:  # the link itself is wrong: said at once
+        page = session.get(url, timeout=60)
+    assert page.status_code == status, page.text
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert words in unescape(page.text)
+    if case == "expired session":
+        assert "Open the openBIS ELN" in page.text
+    assert visible_files(home) == before
+    assert left_behind(home) == []

@@ -490,9 +490,10 @@ def test_reopen_and_rerun_gives_identical_outputs(lab):
 @pytest.mark.parametrize(
     "perm_id, status, words",
     [
-        (UNKNOWN, 404, "no such dataset"),
-        (seed.CSV_DATASET, 400, "holds no notebook"),
+        (UNKNOWN, 404, f"openBIS has no dataset {UNKNOWN} that you may see"),
+        (seed.CSV_DATASET, 400, "is of type RAW_DATA, not ANALYSIS_NOTEBOOK"),
         ("../etc", 400, "is not a dataset permId"),
+        (f"{seed.CSV_DATASET}\n", 400, "is not a dataset permId"),
         (None, 400, "is not a dataset permId"),
     ],
 )
@@ -503,7 +504,26 @@ def test_bad_reopens_say_why_and_write_nothing(lab, perm_id, status, words):
     assert files_in(lab.home) == before
 
 
-def test_reopen_dataset_is_callable_for_the_hub_link(pybis_here):
+def test_an_analysis_without_a_notebook_is_not_reopened(pybis_here, tmp_path):
+    lab = pybis_here
+    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+
+    def save_without_notebook(o):
+        ds = o.new_dataset(
+            type="ANALYSIS_NOTEBOOK", sample=seed.SAMPLE, files=[str(tmp_path / "table.csv")]
+        )
+        ds.save()
+        return ds.permId
+
+    perm_id = lab_api.with_openbis(save_without_notebook)
+    before = files_in(lab.home)
+    answer = lab.api("POST", "reopen", json={"permId": perm_id})
+    assert answer.status_code == 400
+    assert answer.json()["reason"] == f"Dataset {perm_id} holds no notebook."
+    assert files_in(lab.home) == before
+
+
+def test_reopen_dataset_runs_outside_a_request(pybis_here):
     lab = pybis_here
     write_notebook(lab.home / "n.ipynb", ["1 + 1"])
     perm_id = save(lab, notebook="n.ipynb", owner={"kind": "sample", "id": seed.SAMPLE}).json()[

@@ -1,15 +1,19 @@
 """The openBIS panel in a real JupyterLab, driven in Debian's Chromium (Playwright).
 
-One user journey: open JupyterLab, see the session, browse to the sample dataset, download
-it into the file browser's folder, run a notebook on it, save the notebook to openBIS with
-the dataset as parent (through the notebook's context menu), find the saved dataset by its
-permId, re-open it, fetch its parent from the banner and re-run it: identical outputs.
-Also the expired-session hint. Needs the built extension (tests/run.sh builds it). No Docker.
+One user journey through our hub (configurable-http-proxy, local user servers, the openBIS
+double): sign in with the ELN's link, see the session, browse to the sample dataset (keys and
+mouse), download it into the file browser's folder, run a notebook on it, save the notebook
+to openBIS with the dataset as parent (through the notebook's context menu), find the saved
+dataset by its permId and re-open it from the panel, then open it through the hub link
+/hub/openbis-notebook/open/<permId>, fetch its parent from the banner and Run All: identical
+outputs. Also the expired-session hint and ipywidgets, in a local `jupyter lab`. Needs the
+built extension (tests/run.sh builds it). No Docker.
 """
 
 import copy
 import json
 import re
+from urllib.parse import quote
 
 import nbformat
 import pytest
@@ -18,7 +22,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from openbis_double import seed
-from tests.conftest import LABEXTENSION_BUILD, REPO_ROOT
+from tests.conftest import LABEXTENSION_BUILD, REPO_ROOT, lab_environment
+from tests.hubprocess import JupyterHubProcess
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,8 +33,9 @@ pytestmark = [
     ),
 ]
 
-# the README's picture (labextension/docs/panel.png) is a copy of this one
+# the READMEs' pictures (labextension/docs/panel.png, rerun.png) are copies of these
 SCREENSHOT = REPO_ROOT / "test-artifacts" / "openbis-panel.png"
+RERUN_SCREENSHOT = REPO_ROOT / "test-artifacts" / "openbis-rerun.png"
 ANALYSIS = [
     "import csv\nrows = list(csv.DictReader(open('measurements.csv')))\nlen(rows)",
     "mean = sum(float(r['signal_mv']) for r in rows) / len(rows)\nprint(f'mean {mean:.4f}')",
@@ -39,7 +45,7 @@ TIMEOUT = 60_000
 
 
 @pytest.fixture
-def page(browser, lab, request):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT)
@@ -50,9 +56,9 @@ def page(browser, lab, request):
     context.close()
 
 
-def open_lab(page, lab, path=""):
-    where = f"lab/tree/{path}" if path else "lab"
-    page.goto(f"{lab.url}{where}?token={lab.token}&reset")
+def open_lab(page, url):
+    """Load JupyterLab from ``url`` and show the openBIS panel."""
+    page.goto(url)
     for _ in range(3):
         page.locator('li[data-id="openbis-panel"]').wait_for()
         page.wait_for_load_state("networkidle")
@@ -130,9 +136,30 @@ def save_notebook(page):
     page.keyboard.press("Control+s")
 
 
-def test_browse_download_run_save_reopen_rerun(page, lab):
-    study = lab.home / "study"
-    study.mkdir()
+@pytest.fixture(scope="module")
+def lab_hub(openbis_double, tmp_path_factory):
+    """Our hub (configurable-http-proxy, local user servers) whose user servers load the
+    built panel, as the single-user image's do."""
+    directory = tmp_path_factory.mktemp("lab-hub")
+    hub = JupyterHubProcess(
+        directory / "hub",
+        openbis_double.url,
+        openbis_double.ca_file,
+        spawner_env=lab_environment(directory),
+    ).start()
+    yield hub
+    hub.stop_all_servers()
+    hub.stop()
+
+
+def test_browse_download_run_save_open_by_hub_link_rerun(page, lab_hub, openbis_double):
+    """The whole journey through the hub: the ELN's sign-in link, the panel (by mouse and
+    keyboard), a run, Save to openBIS with a parent, Re-open from the panel, then the hub's
+    link /hub/openbis-notebook/open/<permId> and Run All: identical outputs."""
+    hub, double = lab_hub, openbis_double
+    double.control.reset()
+    study = hub.homes / "JDoe" / "study"
+    study.mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in ANALYSIS]
     nb.metadata["kernelspec"] = {
@@ -140,16 +167,32 @@ def test_browse_download_run_save_reopen_rerun(page, lab):
     }  # fmt: skip
     nbformat.write(nb, study / "analysis.ipynb")
 
-    panel = open_lab(page, lab, "study")
+    # signed in as the ELN does it; the hub starts the server on the way
+    token = double.control.login("JDoe", double.users["JDoe"])
+    next_url = quote("/user/JDoe/lab/tree/study?reset", safe="")
+    panel = open_lab(page, f"{hub.url}/hub/login?token={token}&next={next_url}")
+    assert token not in page.url
     page.locator(".jp-DirListing-item", has_text="analysis.ipynb").wait_for()  # in study/
     widen_right_sidebar(page, 160)
     status = panel.locator(".jp-OpenbisPanel-status")
     status.filter(has_text="Signed in to 127.0.0.1 as JDoe").wait_for()
 
-    # browse: space > project > collection > dataset, with type and name
-    expand(panel, "LAB")
-    expand(panel, seed.PROJECT)
-    experiment = expand(panel, seed.EXPERIMENT)
+    # browse with the keyboard (WAI-ARIA tree): Right opens, Right again goes in, Enter
+    # toggles, Down moves; then with the mouse. Space > project > collection > dataset
+    tree_item(panel, "LAB").focus()
+    page.keyboard.press("ArrowRight")
+    tree_item(panel, seed.PROJECT).wait_for()
+    page.keyboard.press("ArrowRight")
+    expect(tree_item(panel, seed.PROJECT)).to_be_focused()
+    page.keyboard.press("Enter")
+    experiment = tree_item(panel, seed.EXPERIMENT)
+    experiment.wait_for()
+    page.keyboard.press("ArrowDown")
+    expect(experiment).to_be_focused()
+    expect(experiment).to_have_attribute("tabindex", "0")  # the tree's one tab stop
+    page.keyboard.press("ArrowLeft")  # up to the project, then back down, by mouse
+    expect(tree_item(panel, seed.PROJECT)).to_be_focused()
+    expand(panel, seed.EXPERIMENT)
     dataset = tree_item(panel, seed.CSV_DATASET)
     dataset.filter(has_text="Temperature log").wait_for()
     assert "RAW_DATA" in line(dataset).inner_text()
@@ -186,7 +229,7 @@ def test_browse_download_run_save_reopen_rerun(page, lab):
     message = form.locator(".jp-OpenbisPanel-message")
     message.filter(has_text="Saved as dataset").wait_for()
     perm_id = re.search(r"dataset (\S+) \(", message.inner_text())[1]
-    [created] = lab.double.control.created_datasets()
+    [created] = double.control.created_datasets()
     assert created["permId"] == perm_id and created["parents"] == [seed.CSV_DATASET]
     assert created["properties"]["$NAME"] == "Browser analysis"
     names = sorted(f["path"].rsplit("/", 1)[-1] for f in created["files"])
@@ -197,23 +240,35 @@ def test_browse_download_run_save_reopen_rerun(page, lab):
     page.add_style_tag(content=".Toastify { display: none; }")  # the toast is not the panel
     panel.screenshot(path=str(SCREENSHOT))
 
-    # find it by permId and re-open it: new folder, notebook opened, banner with environments
+    # find it by permId and re-open it from the panel: new folder, notebook, banner
     panel.get_by_label("Search openBIS by code, permId or name").fill(perm_id)
     panel.get_by_role("button", name="Search", exact=True).click()
     found = panel.locator(f'ul[aria-label="Search results"] li[data-id="{perm_id}"]')
     assert "ANALYSIS_NOTEBOOK" in line(found).inner_text()
     line(found).get_by_role("button", name="Re-open").click()
-    banner = page.locator(".jp-OpenbisBanner")
+    banner = page.locator(".jp-OpenbisBanner:visible")
     banner.filter(has_text=f"Re-opened from openBIS dataset {perm_id}").wait_for()
     assert "Same environment: no differences." in banner.inner_text()
-    reopened = lab.home / perm_id
+    assert (hub.homes / "JDoe" / perm_id / "analysis.ipynb").is_file()
+
+    # the hub link, as the ELN or an email has it: confirm, then JupyterLab opens the copy in
+    # a new folder with the banner; its parent is fetched from the banner
+    page.goto(f"{hub.url}/hub/openbis-notebook/open/{perm_id}")
+    expect(page.locator("#openbis-dataset")).to_have_text(perm_id)
+    page.get_by_role("button", name="Open the analysis").click()
+    page.wait_for_url(re.compile(f".*/user/JDoe/lab/tree/{perm_id}%202/analysis.ipynb"))
+    reopened = hub.homes / "JDoe" / f"{perm_id} 2"
     assert (reopened / "analysis.ipynb").is_file() and not (reopened / "measurements.csv").exists()
+    banner = page.locator(".jp-OpenbisBanner:visible")
+    banner.filter(has_text=f"Re-opened from openBIS dataset {perm_id}").wait_for()
+    assert "Same environment: no differences." in banner.inner_text()
     banner.get_by_role("button", name="Fetch parent datasets (1)").click()
     banner.get_by_role("button", name="Parent datasets fetched").wait_for()
     assert (reopened / "measurements.csv").read_bytes() == seed.CSV_BYTES
 
-    # clear the outputs it came with, re-run, compare with the first run
+    # clear the outputs it came with, Run All, compare with the first run
     assert outputs(reopened / "analysis.ipynb") == outputs(study / "analysis.ipynb")
+    page.locator(".jp-Notebook:visible").first.click()
     page.keyboard.press("Control+Shift+c")
     page.locator(".lm-CommandPalette-input").fill("Clear Outputs of All Cells")
     page.keyboard.press("Enter")
@@ -233,11 +288,12 @@ def test_browse_download_run_save_reopen_rerun(page, lab):
         page.wait_for_timeout(200)
     assert rerun == outputs(study / "analysis.ipynb")
     assert json.loads((reopened / ".openbis-dataset.json").read_text())["permId"] == perm_id
+    page.screenshot(path=str(RERUN_SCREENSHOT))
 
 
 def test_expired_session_shows_the_hint(page, lab):
     lab.double.control.expire(user="JDoe")
-    panel = open_lab(page, lab)
+    panel = open_lab(page, f"{lab.url}lab?token={lab.token}&reset")
     panel.locator(".jp-OpenbisPanel-status", has_text="Not signed in to 127.0.0.1").wait_for()
     assert panel.locator(".jp-OpenbisPanel-hint").inner_text() == HINT
     lab.sign_in()

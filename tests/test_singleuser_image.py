@@ -3,6 +3,7 @@ Docker on the same network (https://openbis:8443, its own CA handed over as OPEN
 
 import hashlib
 import json
+import re
 import subprocess
 import textwrap
 import uuid
@@ -214,6 +215,14 @@ def test_the_five_kernels_users_know(server):
     shown = {name: spec["spec"]["display_name"] for name, spec in specs["kernelspecs"].items()}
     assert shown == KERNELS
     assert "python2" not in server.exec("ls", "/usr/bin").stdout.split()
+
+
+def test_the_openbis_panel_is_prebuilt_enabled_and_ok(server):
+    listing = server.exec("jupyter", "labextension", "list")
+    # jupyter prints the list to stderr, in colour even without a terminal
+    text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)
+    assert re.search(r"@openbis-jupyterhub/jupyterlab-openbis v\S+ enabled OK", text), text
+    assert "jupyter lab build" not in text  # nothing to build at run time
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,9 @@ during an upgrade from different image versions. They share nothing but what is 
   ``PUT {server}/openbis/token`` with ``{"token": T}`` (the user's newest openBIS session token,
   sent when the server is ready and after every sign-in) and
   ``POST {server}/openbis/notebooks?folder=&filename=&test=`` with a notebook from the ELN;
+  and one call of the openBIS panel's API that the hub makes too:
+  ``POST {server}/openbis/api/reopen`` with ``{"permId": P}`` (the ``/hub/openbis-notebook/open/P``
+  link: a saved analysis into a new folder; answers ``{"folder", "notebook", …}``);
 - **how those requests prove they come from the hub**: ``Authorization: token <T>`` with the
   API token of the JupyterHub service ``HANDOVER_SERVICE``. The hub makes that token at every
   start and keeps it in memory only; its role grants ``access:servers`` and nothing else. The
@@ -34,6 +37,7 @@ ENV_OPENBIS_CA_CERT = "OPENBIS_CA_CERT"  # PEM text of an internal CA (the image
 # --- the hand-over endpoints, below the server's base URL --------------------------------------
 TOKEN_PATH = "openbis/token"  # noqa: S105 (a URL path)
 NOTEBOOKS_PATH = "openbis/notebooks"
+REOPEN_PATH = "openbis/api/reopen"  # the panel's API; the user and the hand-over call it
 
 # --- who may call them: the hub, as this JupyterHub service ----------------------------------
 HANDOVER_SERVICE = "openbis-handover"

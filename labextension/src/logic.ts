@@ -326,3 +326,62 @@ export function folderOf(path: string): string {
   const i = path.lastIndexOf('/');
   return i < 0 ? '' : path.slice(0, i);
 }
+
+/** A tree item as the keyboard sees it: the visible items in document order. */
+export interface ITreeItem {
+  level: number; // 1 for the top level
+  expandable: boolean;
+  expanded: boolean;
+}
+
+/** What a key does in the tree: move the focus, open or close an item, or nothing. */
+export type TreeMove = { focus: number } | { expand: number } | { collapse: number } | null;
+
+/**
+ * The WAI-ARIA tree pattern's keys (https://www.w3.org/WAI/ARIA/apg/patterns/treeview/):
+ * Down/Up move to the next/previous visible item; Right opens a closed item, or moves into
+ * an open one; Left closes an open item, or moves to the parent; Home/End go to the first
+ * and last item; Enter opens or closes the item.
+ */
+export function treeKey(items: ITreeItem[], index: number, key: string): TreeMove {
+  const item = items[index];
+  if (!item) {
+    return null;
+  }
+  switch (key) {
+    case 'ArrowDown':
+      return index + 1 < items.length ? { focus: index + 1 } : null;
+    case 'ArrowUp':
+      return index > 0 ? { focus: index - 1 } : null;
+    case 'Home':
+      return { focus: 0 };
+    case 'End':
+      return { focus: items.length - 1 };
+    case 'ArrowRight':
+      if (!item.expandable) {
+        return null;
+      }
+      if (!item.expanded) {
+        return { expand: index };
+      }
+      // the first child, once it is there (children load when an item first opens)
+      return items[index + 1]?.level === item.level + 1 ? { focus: index + 1 } : null;
+    case 'ArrowLeft':
+      if (item.expandable && item.expanded) {
+        return { collapse: index };
+      }
+      for (let i = index - 1; i >= 0; i--) {
+        if (items[i].level < item.level) {
+          return { focus: i };
+        }
+      }
+      return null;
+    case 'Enter':
+      if (!item.expandable) {
+        return null;
+      }
+      return item.expanded ? { collapse: index } : { expand: index };
+    default:
+      return null;
+  }
+}

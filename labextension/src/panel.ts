@@ -22,7 +22,8 @@ import {
   prefill,
   progressFraction,
   progressText,
-  statusLines
+  statusLines,
+  treeKey
 } from './logic';
 
 /** What the panel needs from JupyterLab (index.ts provides it). */
@@ -100,7 +101,7 @@ export class OpenbisPanel extends Widget {
     this.showStatus();
     this.tree.replaceChildren();
     if (this.status.valid) {
-      await this.expand({ kind: 'root', id: '' }, this.tree);
+      await this.expand({ kind: 'root', id: '' }, this.tree, 0);
     }
   }
 
@@ -246,7 +247,11 @@ export class OpenbisPanel extends Widget {
     'aria-label': 'Search openBIS by code, permId or name',
     class: 'jp-mod-styled'
   });
-  private results = el('ul', { class: 'jp-OpenbisPanel-tree', 'aria-label': 'Search results' });
+  private results = el('ul', {
+    class: 'jp-OpenbisPanel-tree',
+    role: 'tree',
+    'aria-label': 'Search results'
+  });
   private tree = el('ul', { class: 'jp-OpenbisPanel-tree', role: 'tree', 'aria-label': 'openBIS' });
   private jobs = el('div', { class: 'jp-OpenbisPanel-jobs' });
   private form = {
@@ -317,6 +322,14 @@ export class OpenbisPanel extends Widget {
       f.save,
       f.message
     );
+    for (const tree of [this.tree, this.results]) {
+      tree.addEventListener('keydown', event => this.treeKeydown(tree, event));
+      tree.addEventListener('focusin', event => {
+        if (event.target instanceof HTMLLIElement) {
+          rovingFocus(tree, event.target);
+        }
+      });
+    }
     this.node.append(
       top,
       this.hint,
@@ -346,8 +359,9 @@ export class OpenbisPanel extends Widget {
         this.results.append(el('li', {}, `Nothing found for “${text}”.`));
       }
       for (const node of items) {
-        this.results.append(this.row(node));
+        this.results.append(this.row(node, 1));
       }
+      rovingFocus(this.results, null);
     } catch (error) {
       this.results.replaceChildren(el('li', { class: 'jp-mod-error' }, reasonOf(error)));
       if (error instanceof ApiError && error.status === 401) {
@@ -356,7 +370,42 @@ export class OpenbisPanel extends Widget {
     }
   }
 
-  private async expand(node: INode, list: HTMLUListElement): Promise<void> {
+  /** Arrow keys, Home, End and Enter on a focused tree item (the WAI-ARIA tree pattern). */
+  private treeKeydown(tree: HTMLUListElement, event: KeyboardEvent): void {
+    const current = event.target;
+    if (!(current instanceof HTMLLIElement) || event.altKey || event.ctrlKey || event.metaKey) {
+      return; // keys on an item's buttons keep their own meaning
+    }
+    const visible = Array.from(tree.querySelectorAll<HTMLLIElement>('li[role="treeitem"]')).filter(
+      li => !li.parentElement?.closest('[hidden]')
+    );
+    const move = treeKey(
+      visible.map(li => ({
+        level: Number(li.getAttribute('aria-level')),
+        expandable: li.hasAttribute('aria-expanded'),
+        expanded: li.getAttribute('aria-expanded') === 'true'
+      })),
+      visible.indexOf(current),
+      event.key
+    );
+    if (!move) {
+      return;
+    }
+    event.preventDefault();
+    event.stopPropagation();
+    if ('focus' in move) {
+      visible[move.focus].focus();
+    } else {
+      const index = 'expand' in move ? move.expand : move.collapse;
+      visible[index]
+        .querySelector<HTMLButtonElement>(
+          ':scope > .jp-OpenbisPanel-line > .jp-OpenbisPanel-toggle'
+        )
+        ?.click();
+    }
+  }
+
+  private async expand(node: INode, list: HTMLUListElement, level: number): Promise<void> {
     list.replaceChildren(el('li', {}, 'Loading…'));
     try {
       const { items } = await requestAPI<{ items: INode[] }>(
@@ -367,7 +416,10 @@ export class OpenbisPanel extends Widget {
         list.append(el('li', { class: 'jp-OpenbisPanel-empty' }, '(empty)'));
       }
       for (const child of items) {
-        list.append(this.row(child));
+        list.append(this.row(child, level + 1));
+      }
+      if (list === this.tree) {
+        rovingFocus(list, null);
       }
     } catch (error) {
       list.replaceChildren(el('li', { class: 'jp-mod-error' }, reasonOf(error)));
@@ -375,8 +427,15 @@ export class OpenbisPanel extends Widget {
   }
 
   /** One tree item: a toggle that loads its children on first open, and its actions. */
-  private row(node: INode): HTMLLIElement {
-    const li = el('li', { role: 'treeitem', 'data-kind': node.kind, 'data-id': node.id });
+  private row(node: INode, level: number): HTMLLIElement {
+    const li = el('li', {
+      role: 'treeitem',
+      'aria-level': String(level),
+      'aria-label': `${kindWord(node.kind)} ${nodeLabel(node)}`,
+      tabindex: '-1',
+      'data-kind': node.kind,
+      'data-id': node.id
+    });
     const label = el('span', { class: 'jp-OpenbisPanel-label' }, nodeLabel(node));
     label.title = `${kindWord(node.kind)} ${node.id}`;
     const line = el('div', { class: 'jp-OpenbisPanel-line' });
@@ -390,6 +449,7 @@ export class OpenbisPanel extends Widget {
         {
           type: 'button',
           class: 'jp-OpenbisPanel-toggle',
+          tabindex: '-1', // the item itself takes the keys (Right, Left, Enter)
           'aria-label': `Open ${kindWord(node.kind)} ${node.code || node.id}`
         },
         '▸'
@@ -401,7 +461,7 @@ export class OpenbisPanel extends Widget {
         toggle.textContent = open ? '▾' : '▸';
         if (open && !loaded) {
           loaded = true;
-          void this.expand(node, children);
+          void this.expand(node, children, level);
         }
       });
       line.append(toggle);
@@ -440,6 +500,14 @@ export class OpenbisPanel extends Widget {
     li.append(line, children);
     return li;
   }
+}
+
+/** One tab stop per tree: ``item`` (or the first item when none has it yet). */
+function rovingFocus(tree: HTMLUListElement, item: HTMLLIElement | null): void {
+  const items = tree.querySelectorAll<HTMLLIElement>('li[role="treeitem"]');
+  const target = item ?? tree.querySelector<HTMLLIElement>('li[role="treeitem"][tabindex="0"]');
+  items.forEach(li => li.setAttribute('tabindex', '-1'));
+  (target ?? items[0])?.setAttribute('tabindex', '0');
 }
 
 /** The banner over a re-opened notebook: the environment it was made in beside this one. */

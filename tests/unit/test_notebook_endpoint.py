@@ -5,7 +5,14 @@ import json
 import nbformat
 import pytest
 from openbis_jupyterhub.hub.auth import _without_token
-from openbis_jupyterhub.hub.handlers import NotebookEndpoint, check_notebook, eln_query_arguments
+from openbis_jupyterhub.hub.handlers import (
+    PERM_ID,
+    NotebookEndpoint,
+    ReopenAnalysisHandler,
+    _reason_of,
+    check_notebook,
+    eln_query_arguments,
+)
 from tornado import web
 
 
@@ -68,3 +75,41 @@ def test_allowed_origins_default_to_openbis():
 )
 def test_landing_urls_never_carry_the_token(url, expected):
     assert _without_token(url) == expected
+
+
+def test_the_rerun_link_is_registered_with_the_sign_in():
+    from openbis_jupyterhub.hub.auth import OpenBISAuthenticator
+
+    routes = dict(OpenBISAuthenticator(openbis_url="https://o.example.org").get_handlers(None))
+    assert routes["/openbis-notebook/open/(.*)"] is ReopenAnalysisHandler
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("20240115093000000-4", True),
+        ("20240115093000000-4123", True),
+        ("2024011509300000-4", False),
+        ("20240115093000000-4/..", False),
+        ("../20240115093000000-4", False),
+        ("20240115093000000-4\n", False),
+        ("20240115093000000-", False),
+        ("", False),
+    ],
+)
+def test_rerun_link_takes_dataset_perm_ids_only(text, ok):
+    assert bool(PERM_ID.match(text)) is ok
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"reason": "openBIS has no dataset X"}', "openBIS has no dataset X"),
+        (b'{"message": "x", "reason": null}', None),
+        (b'{"reason": ""}', None),
+        (b"<html>404 : Not Found</html>", None),
+        (b"[]", None),
+    ],
+)
+def test_a_user_servers_reason_is_taken_when_it_gave_one(body, reason):
+    assert _reason_of(body) == reason

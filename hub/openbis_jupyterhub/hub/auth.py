@@ -15,8 +15,10 @@ The flow, top to bottom:
    ``~/.pybis/<host>.token`` for pyBIS. It is never in the container's environment. What
    both sides agree on is ``openbis_jupyterhub.contract``.
 
-The authenticator also registers the ELN's notebook endpoint (``handlers.py``) below the
-hub's prefix through ``get_handlers``, next to the sign-in it shares.
+The authenticator also registers the notebook endpoints (``handlers.py``: the ELN's, the
+templates', the re-run link ``/hub/openbis-notebook/open/<permId>``) below the hub's prefix
+through ``get_handlers``, next to the sign-in they share; they reach user servers through
+``fetch_from_server``.
 
 No Linux users exist anywhere: a user the hub has never seen is created on first sign-in,
 so every ELN link works after a hub restart or upgrade.

@@ -16,10 +16,16 @@ notebook JSON (write it). Both answer ``{"fileName", "path"}``. On every request
 
 ``/hub/openbis-notebook/t/<template>?params=<JSON>`` is the SampleDB notebook-template
 protocol: a signed-in user confirms, then gets the template with the parameters filled in.
+
+``/hub/openbis-notebook/open/<dataset permId>`` re-opens a saved analysis (ANALYSIS_NOTEBOOK
+dataset): a signed-in user confirms, their server fetches it into a new folder, and the
+notebook opens in JupyterLab with the environment banner.
 """
 
 import asyncio
 import json
+import re
+from html import escape
 from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlparse
 
@@ -108,33 +114,54 @@ class _NotebookWriter:
             raise http_error(503, "Your Jupyter server could not be started; try again.")
         return spawner
 
+    async def post_to_server(self, spawner, path: str, body: bytes, timeout: float) -> dict:
+        """POST ``body`` to ``path`` below the user's server as the hand-over service
+        (``OpenBISAuthenticator.fetch_from_server``); its JSON answer. A refusal raises
+        ``ServerRefused`` with the server's reason, when it gave one."""
+        try:
+            response = await self.authenticator.fetch_from_server(
+                spawner, path, method="POST", body=body, request_timeout=timeout
+            )
+        except HTTPClientError as e:
+            if e.response is None or e.code == 599:
+                raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
+            raise ServerRefused(e.code, _reason_of(e.response.body)) from e
+        except OSError as e:
+            raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
+        return json.loads(response.body)
+
     async def write_through_server(self, user, folder: str, filename: str, test: bool, body=b""):
         """Have the user's server pick the free name (and write, unless ``test``)."""
         spawner = await self.ensure_server(user)
         query = urlencode({"folder": folder, "filename": filename, "test": str(test)})
         try:
-            response = await self.authenticator.fetch_from_server(
-                spawner,
-                contract.NOTEBOOKS_PATH + "?" + query,
-                method="POST",
-                body=body,
-                request_timeout=60,
+            return await self.post_to_server(
+                spawner, contract.NOTEBOOKS_PATH + "?" + query, body, timeout=60
             )
-        except HTTPClientError as e:
-            if e.response is None or e.code == 599:
-                raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
+        except ServerRefused as e:
             if e.code == 403:
                 # servers started before the hand-over became the openbis-handover service
                 # (an upgrade) refuse the hub; they accept it again from their next start
                 raise http_error(503, OUTDATED_SERVER) from e
-            try:
-                reason = json.loads(e.response.body)["reason"]
-            except (ValueError, KeyError, TypeError):
-                reason = f"Your Jupyter server refused the notebook ({e.code})."
+            reason = e.reason or f"Your Jupyter server refused the notebook ({e.code})."
             raise http_error(e.code, reason) from e
-        except OSError as e:
-            raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
-        return json.loads(response.body)
+
+
+class ServerRefused(Exception):
+    """The user's server answered a hand-over request with an error status."""
+
+    def __init__(self, code: int, reason: str | None):
+        super().__init__(code, reason)
+        self.code, self.reason = code, reason
+
+
+def _reason_of(body: bytes) -> str | None:
+    """The ``reason`` of a JSON error answer (ours and Jupyter's API handlers give one)."""
+    try:
+        reason = json.loads(body)["reason"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return reason if isinstance(reason, str) and reason else None
 
 
 OUTDATED_SERVER = (
@@ -357,8 +384,84 @@ class NotebookTemplateHandler(_NotebookWriter, BaseHandler):
         self.redirect(url_path_join(user.url, "notebooks", quote(answer["path"], safe="/")))
 
 
+REOPEN_PAGE = """{% extends "page.html" %}
+{% block main %}
+<div class="container">
+  <h1>Re-open a saved analysis</h1>
+  <p>The notebook of the openBIS dataset <strong id="openbis-dataset">{{ perm_id }}</strong>
+     and the files saved with it go into a new folder <strong>{{ perm_id }}</strong> in your
+     home (a free name is chosen if it exists; nothing is overwritten). It then opens in
+     JupyterLab, with the environment it was made in beside the current one.</p>
+  <form method="post" action="{{ action }}">
+    <input type="hidden" name="_xsrf" value="{{ xsrf }}">
+    <button type="submit" class="btn btn-jupyter">Open the analysis</button>
+  </form>
+</div>
+{% endblock %}
+"""
+PERM_ID = re.compile(r"^\d{17}-\d+\Z")  # 20240115093000000-4; \Z: $ allows a final "\n"
+REOPEN_TIMEOUT = 600  # seconds: the server fetches every file saved with the notebook
+OUTDATED_FOR_REOPEN = (
+    "Your Jupyter server cannot re-open analyses: it was started before the hub's last "
+    "upgrade. Restart it (File > Hub Control Panel > Stop My Server), then open the link "
+    "again; your files stay."
+)
+
+
+class ReopenAnalysisHandler(_NotebookWriter, BaseHandler):
+    """``/hub/openbis-notebook/open/<permId>``: a saved ANALYSIS_NOTEBOOK dataset, re-opened.
+
+    A link for the ELN, a template or an email. GET asks the signed-in user to confirm
+    (a link another site opens must not fill their home); POST starts their server when it
+    is not running, has it fetch the dataset into a new folder (``lab_api.reopen``, as the
+    hand-over service) and opens the notebook in JupyterLab, where the panel adds the
+    environment banner. Every problem is an error page; nothing is written then.
+    """
+
+    def _perm_id(self, perm_id: str) -> str:
+        if not PERM_ID.match(perm_id):
+            shown = repr(perm_id[:80]) + ("…" if len(perm_id) > 80 else "")
+            raise http_error(
+                400, f"{shown} is not an openBIS dataset permId (like 20240115093000000-4): "
+                "check the link.",
+            )  # fmt: skip
+        return perm_id
+
+    @web.authenticated
+    async def get(self, perm_id):
+        page = self.settings["jinja2_env"].from_string(REOPEN_PAGE)
+        html = await page.render_async(
+            **self.template_namespace, perm_id=self._perm_id(perm_id), action=self.request.uri
+        )
+        self.finish(html)
+
+    @web.authenticated
+    async def post(self, perm_id):
+        perm_id = self._perm_id(perm_id)
+        user = self.current_user
+        spawner = await self.ensure_server(user)
+        # the newest openBIS token, also when the server has just started
+        await self.authenticator.hand_over_token(user)
+        body = json.dumps({"permId": perm_id}).encode()
+        try:
+            answer = await self.post_to_server(
+                spawner, contract.REOPEN_PATH, body, timeout=REOPEN_TIMEOUT
+            )
+        except ServerRefused as e:
+            if e.code == 404 and not e.reason:  # no such endpoint: a server from before
+                raise http_error(503, OUTDATED_FOR_REOPEN) from e
+            if e.code == 401:  # the openBIS session expired: the hint says where to renew it
+                link = escape(self.authenticator.eln_url, quote=True)
+                self.extra_error_html = f"<p><a href='{link}'>Open the openBIS ELN</a></p>"
+            reason = e.reason or f"Your Jupyter server could not re-open it ({e.code})."
+            raise http_error(e.code, reason) from e
+        notebook = quote(answer["notebook"], safe="/")
+        self.redirect(url_path_join(user.url, "lab", "tree", notebook))
+
+
 # registered by OpenBISAuthenticator.get_handlers, below the hub's prefix
 handlers = [
     (ENDPOINT_PATH, ELNNotebookHandler),
     (ENDPOINT_PATH + r"/t/(.+)", NotebookTemplateHandler),
+    (ENDPOINT_PATH + r"/open/(.*)", ReopenAnalysisHandler),
 ]

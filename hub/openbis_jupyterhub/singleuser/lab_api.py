@@ -20,8 +20,8 @@ answers 401 with ``session_hint.HINT``. Nothing is written when a call fails: do
 land in a hidden folder first and are moved under free names (``N.ext``, ``N 2.ext``, ...,
 ``validator.numbered_names``) only when complete. Tokens never appear in answers or logs.
 
-``reopen_dataset(perm_id, root_dir)`` is what the hub's ``/hub/openbis-notebook/open/<permId>``
-link calls through the user's server (``POST {base_url}openbis/api/reopen``).
+The hub's ``/hub/openbis-notebook/open/<permId>`` link calls ``reopen`` too, as the hand-over
+service (``contract.REOPEN_PATH``); only ANALYSIS_NOTEBOOK datasets are re-opened.
 """
 
 import ast
@@ -48,6 +48,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.ioloop import IOLoop
 
+from .. import contract
 from ..logscrub import scrub
 from ..validator import check_name, numbered_names
 from .session_hint import HINT, is_session_expired
@@ -57,7 +58,7 @@ LIST_LIMIT = 500  # entries per hierarchy level or search kind
 ANALYSIS_TYPE = "ANALYSIS_NOTEBOOK"
 MARKER = ".openbis-dataset.json"  # written into the folder of a re-opened analysis
 ENVIRONMENT_FILES = ("runtime.txt", "requirements.txt", "image.txt")
-PERM_ID = re.compile(r"^\d{17}-\d+$")
+PERM_ID = re.compile(r"^\d{17}-\d+\Z")  # not $: it also matches before a final newline
 
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="openbis-lab")
 
@@ -357,12 +358,14 @@ class Job:
         self.error: dict | None = None
 
     def as_dict(self) -> dict:
-        done = self.done
         if self.state == "running" and self.staging is not None:
             try:
-                done = sum(f.stat().st_size for f in self.staging.rglob("*") if f.is_file())
+                staged = sum(f.stat().st_size for f in self.staging.rglob("*") if f.is_file())
             except OSError:  # the download just ended and cleaned up
-                pass
+                staged = 0
+            # complete files leave the staging folder for their place: never count backwards
+            self.done = max(self.done, staged)
+        done = self.done
         return {
             "id": self.id,
             "permId": self.perm_id,
@@ -668,12 +671,33 @@ def save_dataset(o, root, request: dict) -> dict:
 # --- re-opening a saved analysis -----------------------------------------------------------------
 
 
+def get_analysis(o, perm_id):
+    """The ANALYSIS_NOTEBOOK dataset ``perm_id``, or an ApiError saying why not. openBIS
+    answers a dataset the user may not see exactly like one that does not exist."""
+    check_perm_id(perm_id)
+    try:
+        ds = o.get_dataset(perm_id)
+    except ValueError as e:
+        if "no such dataset" not in str(e):
+            raise
+        raise ApiError(
+            404, f"openBIS has no dataset {perm_id} that you may see: it does not exist, or "
+            "you have no permission for it.",
+        ) from e  # fmt: skip
+    if ds.type.code != ANALYSIS_TYPE:
+        raise ApiError(
+            400, f"Dataset {perm_id} is of type {ds.type.code}, not {ANALYSIS_TYPE}: only saved "
+            "analyses can be re-opened. Download its files from the openBIS panel instead.",
+        )  # fmt: skip
+    return ds
+
+
 def reopen(o, root, perm_id: str) -> dict:
-    ds = o.get_dataset(check_perm_id(perm_id))
+    ds = get_analysis(o, perm_id)
     listing = dataset_files(ds)
     notebooks = [f["path"] for f in listing if f["path"].endswith(".ipynb")]
     if not notebooks:
-        raise ApiError(400, f"Dataset {perm_id} ({ds.type.code}) holds no notebook.")
+        raise ApiError(400, f"Dataset {perm_id} holds no notebook.")
     root = Path(root).resolve()
     # a new folder first, so that the download's own checks run before anything is visible
     staging = Path(tempfile.mkdtemp(prefix=".openbis-reopen-", dir=root))
@@ -704,8 +728,8 @@ def reopen(o, root, perm_id: str) -> dict:
 
 
 def reopen_dataset(perm_id: str, root_dir: str) -> dict:
-    """What the hub's ``/hub/openbis-notebook/open/<permId>`` link runs in the user's server
-    (blocking; raises ApiError): the analysis lands in ``~/<permId>/`` (or ``<permId> 2``...)."""
+    """``POST reopen`` (the panel's Re-open and the hub's link), blocking; raises ApiError:
+    the analysis lands in ``~/<permId>/`` (or ``<permId> 2``...)."""
     return with_openbis(reopen, root_dir, perm_id)
 
 
@@ -836,6 +860,6 @@ def handlers(base_url: str) -> list:
         (f"{api}/downloads/([0-9a-f]{{32}})", DownloadHandler),
         (f"{api}/notebook-context", NotebookContextHandler),
         (f"{api}/datasets", DatasetsHandler),
-        (f"{api}/reopen", ReopenHandler),
+        (url_path_join(base_url, contract.REOPEN_PATH), ReopenHandler),
         (f"{api}/environment", EnvironmentHandler),
     ]

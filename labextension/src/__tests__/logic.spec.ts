@@ -1,6 +1,7 @@
 import {
   IEnvironmentReport,
   IJob,
+  ITreeItem,
   MAX_DIFFERENCES,
   buildSaveRequest,
   canOwn,
@@ -14,7 +15,8 @@ import {
   prefill,
   progressFraction,
   progressText,
-  statusLines
+  statusLines,
+  treeKey
 } from '../logic';
 
 const HINT =
@@ -235,5 +237,46 @@ describe('environment banner', () => {
   it('finds a notebook folder', () => {
     expect(folderOf('a/b/c.ipynb')).toBe('a/b');
     expect(folderOf('c.ipynb')).toBe('');
+  });
+});
+
+describe('tree keyboard (WAI-ARIA tree pattern)', () => {
+  // LAB (open) > PROJ (open) > EXP1 (closed); LAB2 (closed); a file at the top level
+  const items: ITreeItem[] = [
+    { level: 1, expandable: true, expanded: true },
+    { level: 2, expandable: true, expanded: true },
+    { level: 3, expandable: true, expanded: false },
+    { level: 1, expandable: true, expanded: false },
+    { level: 1, expandable: false, expanded: false }
+  ];
+  it('moves down and up through the visible items, stopping at the ends', () => {
+    expect(treeKey(items, 0, 'ArrowDown')).toEqual({ focus: 1 });
+    expect(treeKey(items, 2, 'ArrowDown')).toEqual({ focus: 3 });
+    expect(treeKey(items, 4, 'ArrowDown')).toBeNull();
+    expect(treeKey(items, 3, 'ArrowUp')).toEqual({ focus: 2 });
+    expect(treeKey(items, 0, 'ArrowUp')).toBeNull();
+    expect(treeKey(items, 2, 'Home')).toEqual({ focus: 0 });
+    expect(treeKey(items, 0, 'End')).toEqual({ focus: 4 });
+  });
+  it('opens a closed item with Right, then moves into it', () => {
+    expect(treeKey(items, 2, 'ArrowRight')).toEqual({ expand: 2 });
+    expect(treeKey(items, 0, 'ArrowRight')).toEqual({ focus: 1 });
+    expect(treeKey(items, 4, 'ArrowRight')).toBeNull();
+  });
+  it('waits for the children of an item that is still loading', () => {
+    const loading = [{ level: 1, expandable: true, expanded: true }, items[3]];
+    expect(treeKey(loading, 0, 'ArrowRight')).toBeNull();
+  });
+  it('closes an open item with Left, or moves to its parent', () => {
+    expect(treeKey(items, 1, 'ArrowLeft')).toEqual({ collapse: 1 });
+    expect(treeKey(items, 2, 'ArrowLeft')).toEqual({ focus: 1 });
+    expect(treeKey(items, 3, 'ArrowLeft')).toBeNull();
+  });
+  it('toggles with Enter; other keys do nothing', () => {
+    expect(treeKey(items, 0, 'Enter')).toEqual({ collapse: 0 });
+    expect(treeKey(items, 3, 'Enter')).toEqual({ expand: 3 });
+    expect(treeKey(items, 4, 'Enter')).toBeNull();
+    expect(treeKey(items, 0, 'a')).toBeNull();
+    expect(treeKey([], 0, 'ArrowDown')).toBeNull();
   });
 });
