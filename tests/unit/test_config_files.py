@@ -21,7 +21,7 @@ def test_the_environment_becomes_traitlets(monkeypatch, tmp_path):
     c = load(monkeypatch, tmp_path, JUPYTERHUB_SINGLEUSER_IMAGE="site/singleuser:1")
     assert c.JupyterHub.authenticator_class == "openbis"
     assert c.OpenBISAuthenticator.openbis_url == "https://openbis.example.org"
-    assert c.JupyterHub.spawner_class == "docker"
+    assert c.JupyterHub.spawner_class == "openbis_jupyterhub.hub.docker.OpenBISDockerSpawner"
     assert c.DockerSpawner.image == "site/singleuser:1"
     assert "extra_handlers" not in c.JupyterHub  # the authenticator registers the endpoint
 
@@ -35,6 +35,23 @@ def test_site_overrides_are_loaded_last_in_name_order(monkeypatch, tmp_path):
     c = load(monkeypatch, tmp_path)
     assert c.Spawner.start_timeout == 600  # over our 180, and over 10-a.py
     assert c.Spawner.mem_guarantee == "1G"
+
+
+def test_users_are_kept_apart_by_internal_ssl_on_compose(monkeypatch, tmp_path):
+    c = load(monkeypatch, tmp_path, JUPYTERHUB_HUB_CONNECT_IP="hub")
+    assert c.JupyterHub.internal_ssl is True
+    assert c.JupyterHub.internal_certs_location == "/srv/jupyterhub/internal-ssl"
+    assert c.JupyterHub.trusted_alt_names == ["DNS:hub"]  # how user servers reach the hub
+    assert c.DockerSpawner.certs_volume_name == "jupyterhub-user-{username}.certs"
+    assert "internal_ssl" not in load(monkeypatch, tmp_path, JUPYTERHUB_INTERNAL_SSL="false").JupyterHub
+
+
+@pytest.mark.parametrize("spawner", ["swarm", "kubernetes"])
+def test_internal_ssl_is_refused_where_it_cannot_work(monkeypatch, tmp_path, spawner):
+    c = load(monkeypatch, tmp_path, JUPYTERHUB_SPAWNER=spawner)
+    assert "internal_ssl" not in c.JupyterHub
+    with pytest.raises(Exception, match="JUPYTERHUB_INTERNAL_SSL=true needs DockerSpawner"):
+        load(monkeypatch, tmp_path, JUPYTERHUB_SPAWNER=spawner, JUPYTERHUB_INTERNAL_SSL="true")
 
 
 def test_kubernetes_is_one_setting_away(monkeypatch, tmp_path):

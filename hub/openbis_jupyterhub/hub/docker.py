@@ -10,15 +10,80 @@ Security): the image runs as jovyan and needs no capability at all, so all are d
 capabilities inert (the image has none left either); a process limit stops fork bombs; the root
 filesystem is read-only, with the home volume and a size-limited ``/tmp`` (tmpfs, counted
 against the memory limit) the only writable places; no swap beyond the memory limit.
+
+Between users (``JUPYTERHUB_INTERNAL_SSL``, on by default): JupyterHub's internal_ssl, mutual
+TLS. Every server gets a certificate of the hub's ``notebooks-ca`` and accepts only clients
+with one of ``hub-ca`` (the hub) or ``proxy-client-ca`` (the proxy): another user's code, even
+holding its own server's key, gets no TLS session, so no answer. ``OpenBISDockerSpawner``
+brings the certificate into the container (``move_certs``) through the Docker API filter.
 """
 
+import io
+import os
+import tarfile
+import time
 from collections.abc import Mapping
 
+from docker.errors import NotFound
+from dockerspawner import DockerSpawner
+
 HOME = "/home/jovyan"
+USER_IDS = (1000, 100)  # jovyan:users, who runs the image's server
+CERTS_DIR = "/certs"  # where DockerSpawner mounts the certificates volume (read-only)
+
+
+def certs_archive(paths: Mapping[str, str]) -> bytes:
+    """The server's key, certificate and trust bundle (``create_certs``' paths on the hub) as
+    a tar for the engine: owned by jovyan, the key readable by jovyan only."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for kind, path in paths.items():
+            with open(path, "rb") as f:
+                content = f.read()
+            info = tarfile.TarInfo(os.path.basename(path))
+            info.size = len(content)
+            info.uid, info.gid = USER_IDS
+            info.mode = 0o400 if kind == "keyfile" else 0o444
+            info.mtime = int(time.time())
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+class OpenBISDockerSpawner(DockerSpawner):
+    """DockerSpawner whose ``move_certs`` passes the Docker API filter and keeps the key private.
+
+    Upstream's runs a ``busybox`` container (another image, no name of ours) and writes every
+    file world-readable (0644). Here: a container of the single-user image named
+    ``{container}.certs``, created and never started, mounts the user's certificates volume
+    (``{volume prefix}{user}.certs``), receives the files (key 0400, owned by jovyan), and is
+    removed. The user's container then mounts that volume read-only at ``/certs``.
+    """
+
+    async def move_certs(self, paths):
+        await self.pull_image(self.image)
+        name = f"{self.container_name}.certs"
+        volume = self.format_volume_name(self.certs_volume_name, self)
+        try:  # left over by a hub that stopped in the middle of this
+            await self.docker("remove_container", name)
+        except NotFound:
+            pass
+        host_config = self.client.create_host_config(
+            binds={volume: {"bind": CERTS_DIR, "mode": "rw"}},
+            network_mode=self.network_name,
+            read_only=True,
+        )
+        staging = await self.docker(
+            "create_container", self.image, name=name, host_config=host_config
+        )
+        try:
+            await self.docker("put_archive", staging["Id"], CERTS_DIR, certs_archive(paths))
+        finally:
+            await self.docker("remove_container", staging["Id"])
+        return {kind: f"{CERTS_DIR}/{os.path.basename(path)}" for kind, path in paths.items()}
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
-    c.JupyterHub.spawner_class = "docker"
+    c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.docker.OpenBISDockerSpawner"
     c.DockerSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
     c.DockerSpawner.network_name = settings["JUPYTERHUB_NETWORK"]
     c.DockerSpawner.use_internal_ip = True
@@ -30,6 +95,15 @@ def configure(c, settings: Mapping[str, object]) -> None:
     c.DockerSpawner.notebook_dir = HOME
     c.DockerSpawner.remove = True
     c.DockerSpawner.extra_host_config = host_config(settings)
+    if settings["JUPYTERHUB_INTERNAL_SSL"] is not False:
+        c.JupyterHub.internal_ssl = True
+        # the CAs stay in the state volume: servers outlive hub restarts and upgrades
+        c.JupyterHub.internal_certs_location = f"{settings['JUPYTERHUB_STATE_DIR']}/internal-ssl"
+        # user servers reach the hub API under this name (the hub's certificate names it)
+        if settings["JUPYTERHUB_HUB_CONNECT_IP"]:
+            c.JupyterHub.trusted_alt_names = [f"DNS:{settings['JUPYTERHUB_HUB_CONNECT_IP']}"]
+        # a "." never occurs in escaped user ids: no user's home volume has this name
+        c.DockerSpawner.certs_volume_name = settings["JUPYTERHUB_VOLUME_PREFIX"] + "{username}.certs"
 
 
 def host_config(settings: Mapping[str, object]) -> dict:

@@ -85,6 +85,9 @@ SETTINGS = [
     Setting("JUPYTERHUB_PIDS_LIMIT", 512, parse=int),
     Setting("JUPYTERHUB_READ_ONLY_ROOT", True, parse=boolean),
     Setting("JUPYTERHUB_TMP_SIZE", "1G"),
+    # between users (hub/docker.py): JupyterHub's internal_ssl, mutual TLS between the hub, the
+    # proxy and user servers. Empty: on with DockerSpawner; Swarm and Kubernetes refuse "true"
+    Setting("JUPYTERHUB_INTERNAL_SSL", parse=boolean),
     # --- user servers on Docker Swarm (hub/swarm.py)
     # placement constraints for user servers, e.g. "node.role == worker"
     Setting("JUPYTERHUB_SWARM_CONSTRAINTS", parse=comma_list),
