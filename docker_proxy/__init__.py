@@ -96,9 +96,7 @@ def route(method: str, path: str) -> tuple[str, str | None]:
         return "pull", None
     if method == "GET" and path.startswith("/images/") and path.endswith("/json"):
         return "image", path[len("/images/") : -len("/json")]
-    match = re.fullmatch(
-        r"/containers/([A-Za-z0-9_.-]+)(/json|/start|/stop|/kill|/archive)?", path
-    )
+    match = re.fullmatch(r"/containers/([A-Za-z0-9_.-]+)(/json|/start|/stop|/kill|/archive)?", path)
     if match:
         action = {
             ("GET", "/json"): "inspect",

@@ -43,7 +43,8 @@ def test_users_are_kept_apart_by_internal_ssl_on_compose(monkeypatch, tmp_path):
     assert c.JupyterHub.internal_certs_location == "/srv/jupyterhub/internal-ssl"
     assert c.JupyterHub.trusted_alt_names == ["DNS:hub"]  # how user servers reach the hub
     assert c.DockerSpawner.certs_volume_name == "jupyterhub-user-{username}.certs"
-    assert "internal_ssl" not in load(monkeypatch, tmp_path, JUPYTERHUB_INTERNAL_SSL="false").JupyterHub
+    c = load(monkeypatch, tmp_path, JUPYTERHUB_INTERNAL_SSL="false")
+    assert "internal_ssl" not in c.JupyterHub
 
 
 @pytest.mark.parametrize("spawner", ["swarm", "kubernetes"])

@@ -103,7 +103,8 @@ def configure(c, settings: Mapping[str, object]) -> None:
         if settings["JUPYTERHUB_HUB_CONNECT_IP"]:
             c.JupyterHub.trusted_alt_names = [f"DNS:{settings['JUPYTERHUB_HUB_CONNECT_IP']}"]
         # a "." never occurs in escaped user ids: no user's home volume has this name
-        c.DockerSpawner.certs_volume_name = settings["JUPYTERHUB_VOLUME_PREFIX"] + "{username}.certs"
+        certs_volume = settings["JUPYTERHUB_VOLUME_PREFIX"] + "{username}.certs"
+        c.DockerSpawner.certs_volume_name = certs_volume
 
 
 def host_config(settings: Mapping[str, object]) -> dict:
