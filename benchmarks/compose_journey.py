@@ -10,6 +10,8 @@ Every run uses a fresh browser profile (no cached JavaScript).
   authenticator, this file's config) with the same single-user image: the server started
   and the notebook put through the REST API, then the browser signs in on the login form
   and opens the notebook. Ratio = ours / baseline.
+  With ``--baseline no-internal-ssl``: our own stack a second time, with
+  JUPYTERHUB_INTERNAL_SSL=false, the same journey (what the isolation between users costs).
 - CONCURRENT new users doing the cold journey at once, up to the notebook page's HTML (the
   sign-in and OAuth redirects followed, no rendering): successes, p50, p95, and the hub
   container's peak memory (docker stats, sampled). Not with Chromium: 20 browsers rendering
@@ -19,6 +21,7 @@ Every run uses a fresh browser profile (no cached JavaScript).
 Goals: warm <= 1 s, cold <= 6 s, ratio <= 1.2, 20/20.
 
 Run: .venv/bin/python -m benchmarks.compose_journey [--runs 5] [--concurrent 20]
+     [--baseline plain|no-internal-ssl]   (--concurrent 0 skips the crowd)
 (builds the images when missing, like the tests; takes a few minutes)
 """
 
@@ -131,9 +134,27 @@ def ours_without_browser(stack, user):
     return time.perf_counter() - start
 
 
+class WithoutInternalSSL:
+    """Our stack again, on the same engine, with JUPYTERHUB_INTERNAL_SSL=false."""
+
+    label = "ours, internal_ssl off"
+
+    def __init__(self, stack):
+        self.stack = stack.up()
+        self.spki_hash = stack.spki_hash()
+
+    async def journey(self, browser, user, name, create):
+        if create:
+            await asyncio.to_thread(self.stack.control.add_user, user, f"{user}-password")
+        return await ours(self.stack, browser, user, name)
+
+
 class Baseline:
     """Plain JupyterHub + DockerSpawner in a container of our hub image (which holds
     JupyterHub, DockerSpawner and configurable-http-proxy), on the stack's network."""
+
+    label = "plain JupyterHub"
+    spki_hash = None  # the stack's certificate
 
     def __init__(self, stack, workdir):
         self.stack = stack
@@ -245,13 +266,13 @@ def summary(label, seconds):
     )
 
 
-async def benchmark(stack, workdir, runs, concurrent):
+async def benchmark(stack, baseline, runs, concurrent):
     async with async_playwright() as playwright:
-        pin = f"--ignore-certificate-errors-spki-list={stack.spki_hash()}"
+        pins = ",".join(filter(None, (stack.spki_hash(), baseline.spki_hash)))
+        pin = f"--ignore-certificate-errors-spki-list={pins}"
         browser = await playwright.chromium.launch(
             executable_path="/usr/bin/chromium", args=[*CHROMIUM_ARGS, pin]
         )
-        baseline = await asyncio.to_thread(Baseline, stack, workdir)
         # one warm-up each (first Chromium start, first reads of the image's files)
         stack.control.add_user("warmup", "warmup-password")
         await ours(stack, browser, "warmup", "warm-up")
@@ -271,12 +292,15 @@ async def benchmark(stack, workdir, runs, concurrent):
             warm_base.append(await baseline.journey(browser, "warm", f"a{i}", create=False))
 
         print(summary("cold (new user), ours", cold))
-        print(summary("cold (new user), plain JupyterHub", cold_base))
+        print(summary(f"cold (new user), {baseline.label}", cold_base))
         print(f"{'':<34} ratio  {statistics.median(cold) / statistics.median(cold_base):6.2f}")
         print(summary("warm (server running), ours", warm))
-        print(summary("warm (server running), plain JupyterHub", warm_base))
+        print(summary(f"warm (server running), {baseline.label}", warm_base))
         print(f"{'':<34} ratio  {statistics.median(warm) / statistics.median(warm_base):6.2f}")
 
+        if not concurrent:
+            await browser.close()
+            return
         users = [f"crowd{i}" for i in range(concurrent)]
         for user in users:
             stack.control.add_user(user, f"{user}-password")
@@ -306,17 +330,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--baseline", choices=["plain", "no-internal-ssl"], default="plain")
     args = parser.parse_args()
     images = build_images()
     with tempfile.TemporaryDirectory() as workdir:
-        stack = ComposeStack(
-            Path(workdir), images["hub"], images["singleuser"], images["openbis-double"]
-        )
+        images = images["hub"], images["singleuser"], images["openbis-double"]
+        stacks = [ComposeStack(Path(workdir), *images)]
         try:
-            stack.up()
-            asyncio.run(benchmark(stack, workdir, args.runs, args.concurrent))
+            stack = stacks[0].up()
+            if args.baseline == "plain":
+                baseline = Baseline(stack, workdir)
+            else:
+                second = Path(workdir) / "no-internal-ssl"
+                second.mkdir()
+                stacks.append(ComposeStack(second, *images, JUPYTERHUB_INTERNAL_SSL="false"))
+                baseline = WithoutInternalSSL(stacks[1])
+            asyncio.run(benchmark(stack, baseline, args.runs, args.concurrent))
         finally:
-            stack.remove()
+            for stack in stacks:
+                stack.remove()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Each cell runs in the attacker's kernel, in the attacker's own container, and as
 refusal: it ends by printing ``refused: <what stopped it>``, or fails with the evidence. The
 targets are variables ``setup()`` defines in the kernel first: ``VICTIM`` (the other user's id),
 ``VICTIM_HOST`` (their container's name on the network), ``HUB`` (the hub container's name),
+``PUBLIC_HOST`` (the hub's public host[:port], the Host header browsers send to the proxy),
 ``MAX_NOTEBOOK`` (the ELN endpoint's size limit), ``SECONDS`` (a bomb's duration), ``DISK_MB``
 (the disk bomb's bound). Bombs are bounded: by the container's limits (processes, memory, /tmp)
 and by their own loops (the disk), and clean up after themselves.
@@ -39,6 +40,8 @@ def closed(host, port):
 def send(method, url, token=OWN_TOKEN, **kw):
     '''(status, text) or (None, error) when no HTTP answer came back at all.'''
     headers = {"Authorization": f"token {token}"} if token else {}
+    if url.startswith(f"https://{HUB}:8000/"):
+        headers["Host"] = PUBLIC_HOST  # the proxy, addressed as browsers address it
     try:
         r = requests.request(method, url, headers=headers, verify=False, timeout=20,
                              allow_redirects=False, cert=CLIENT_CERT, **kw)

@@ -11,6 +11,7 @@ shared test machine): 1 GB memory, 1 CPU, 256 processes, a 64 MB /tmp, 1 MB note
 import hashlib
 import json
 import subprocess
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -84,6 +85,7 @@ def fields(stack):
         "victim": VICTIM,
         "victim_host": f"{stack.project}-{escape_user(VICTIM)}",
         "hub": "hub",
+        "public_host": urlsplit(stack.url).netloc,
         "max_notebook": int(LIMITS["OPENBIS_NOTEBOOK_MAX_BYTES"]),
         "seconds": BOMB_SECONDS,
         "disk_mb": DISK_BOMB_MB,

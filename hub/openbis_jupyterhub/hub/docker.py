@@ -19,13 +19,18 @@ brings the certificate into the container (``move_certs``) through the Docker AP
 """
 
 import io
+import ipaddress
 import os
 import tarfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
 
+from cryptography import x509
 from docker.errors import NotFound
 from dockerspawner import DockerSpawner
+from traitlets import List, Unicode, default
 
 HOME = "/home/jovyan"
 USER_IDS = (1000, 100)  # jovyan:users, who runs the image's server
@@ -59,6 +64,18 @@ class OpenBISDockerSpawner(DockerSpawner):
     removed. The user's container then mounts that volume read-only at ``/certs``.
     """
 
+    public_alt_names = List(
+        Unicode(),
+        config=True,
+        help="""Subject alternative names every server's certificate carries besides its
+        container name: the hub's public host. The proxy checks a server's certificate against
+        the Host header of the browser's request (node's TLS client does).""",
+    )
+
+    @default("ssl_alt_names")
+    def _ssl_alt_names_default(self):
+        return [f"DNS:{self.internal_hostname}", *self.public_alt_names]
+
     async def move_certs(self, paths):
         await self.pull_image(self.image)
         name = f"{self.container_name}.certs"
@@ -82,6 +99,31 @@ class OpenBISDockerSpawner(DockerSpawner):
         return {kind: f"{CERTS_DIR}/{os.path.basename(path)}" for kind, path in paths.items()}
 
 
+def alt_name(host: str) -> str:
+    """A certificate's subject alternative name for a host name or an IP address."""
+    try:
+        return f"IP:{ipaddress.ip_address(host)}"
+    except ValueError:
+        return f"DNS:{host}"
+
+
+def renew_hub_certificate_without(location: str, names: list[str]) -> None:
+    """Drop the hub's internal certificate when it lacks one of ``names``: JupyterHub makes it
+    once and keeps it, so a changed public URL would otherwise make every hub page a proxy
+    error. JupyterHub signs a new one with the same CA at this start; running servers trust it."""
+    from certipy import Certipy
+
+    cert = Path(location, "hub-internal", "hub-internal.crt")
+    if not cert.exists():
+        return
+    sans = x509.load_pem_x509_certificate(cert.read_bytes()).extensions
+    sans = sans.get_extension_for_class(x509.SubjectAlternativeName).value
+    have = {f"DNS:{n}" for n in sans.get_values_for_type(x509.DNSName)}
+    have |= {f"IP:{n}" for n in sans.get_values_for_type(x509.IPAddress)}
+    if not set(names) <= have:
+        Certipy(store_dir=location).store.remove_files("hub-internal", delete_dir=True)
+
+
 def configure(c, settings: Mapping[str, object]) -> None:
     c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.docker.OpenBISDockerSpawner"
     c.DockerSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
@@ -98,10 +140,17 @@ def configure(c, settings: Mapping[str, object]) -> None:
     if settings["JUPYTERHUB_INTERNAL_SSL"] is not False:
         c.JupyterHub.internal_ssl = True
         # the CAs stay in the state volume: servers outlive hub restarts and upgrades
-        c.JupyterHub.internal_certs_location = f"{settings['JUPYTERHUB_STATE_DIR']}/internal-ssl"
-        # user servers reach the hub API under this name (the hub's certificate names it)
-        if settings["JUPYTERHUB_HUB_CONNECT_IP"]:
-            c.JupyterHub.trusted_alt_names = [f"DNS:{settings['JUPYTERHUB_HUB_CONNECT_IP']}"]
+        location = f"{settings['JUPYTERHUB_STATE_DIR']}/internal-ssl"
+        c.JupyterHub.internal_certs_location = location
+        # names the hub's certificate must carry: the public host (the proxy checks the
+        # certificate of what it forwards to against the request's Host header) and the name
+        # user servers reach the hub API under
+        public = [alt_name(urlsplit(settings["JUPYTERHUB_PUBLIC_URL"]).hostname)]
+        connect = settings["JUPYTERHUB_HUB_CONNECT_IP"]
+        names = public + ([alt_name(connect)] if connect else [])
+        c.JupyterHub.trusted_alt_names = names
+        c.OpenBISDockerSpawner.public_alt_names = public
+        renew_hub_certificate_without(location, names)
         # a "." never occurs in escaped user ids: no user's home volume has this name
         certs_volume = settings["JUPYTERHUB_VOLUME_PREFIX"] + "{username}.certs"
         c.DockerSpawner.certs_volume_name = certs_volume

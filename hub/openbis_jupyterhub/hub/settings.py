@@ -63,6 +63,8 @@ SETTINGS = [
     # user servers reach the hub API over the Docker network
     Setting("JUPYTERHUB_HUB_IP", "0.0.0.0", "JupyterHub.hub_ip"),  # noqa: S104
     Setting("JUPYTERHUB_HUB_CONNECT_IP", traitlet="JupyterHub.hub_connect_ip"),
+    # the hub's address as users reach it (its host name goes into internal certificates)
+    Setting("JUPYTERHUB_PUBLIC_URL", "https://localhost"),
     Setting("JUPYTERHUB_SSL_CERT", traitlet="JupyterHub.ssl_cert"),
     Setting("JUPYTERHUB_SSL_KEY", traitlet="JupyterHub.ssl_key"),
     Setting("JUPYTERHUB_ADMIN_USERS", traitlet="Authenticator.admin_users", parse=comma_list),
