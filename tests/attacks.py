@@ -5,7 +5,7 @@ Each cell runs in the attacker's kernel, in the attacker's own container, and as
 refusal: it ends by printing ``refused: <what stopped it>``, or fails with the evidence. The
 targets are variables ``setup()`` defines in the kernel first: ``VICTIM`` (the other user's id),
 ``VICTIM_HOST`` (their container's name on the network), ``HUB`` (the hub container's name),
-``PUBLIC_HOST`` (the hub's public host[:port], the Host header browsers send to the proxy),
+``PUBLIC_HOST`` (the host of the hub's public URL: the Host header browsers send the proxy),
 ``MAX_NOTEBOOK`` (the ELN endpoint's size limit), ``SECONDS`` (a bomb's duration), ``DISK_MB``
 (the disk bomb's bound). Bombs are bounded: by the container's limits (processes, memory, /tmp)
 and by their own loops (the disk), and clean up after themselves.

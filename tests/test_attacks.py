@@ -5,7 +5,8 @@ With internal_ssl (the default) the attacker also holds its own server's TLS cer
 and presents them everywhere.
 
 The stack is this module's own (tighter limits than the defaults, so that bombs stay small on a
-shared test machine): 1 GB memory, 1 CPU, 256 processes, a 64 MB /tmp, 1 MB notebooks.
+shared test machine): 1 GB memory, 1 CPU, 256 processes, a 64 MB /tmp, 1 MB notebooks; its
+public URL has a host name, as in production.
 """
 
 import hashlib
@@ -31,6 +32,9 @@ LIMITS = {
     "JUPYTERHUB_PIDS_LIMIT": "256",
     "JUPYTERHUB_TMP_SIZE": "64M",
     "OPENBIS_NOTEBOOK_MAX_BYTES": str(1 << 20),
+    # a host name as in production (the tests reach the hub at 127.0.0.1): user code addresses
+    # the proxy with it, and the proxy checks the internal certificates against it
+    "JUPYTERHUB_PUBLIC_URL": "https://jupyter.test",
 }
 DISK_BOMB_MB = 256
 BOMB_SECONDS = 8
@@ -85,7 +89,7 @@ def fields(stack):
         "victim": VICTIM,
         "victim_host": f"{stack.project}-{escape_user(VICTIM)}",
         "hub": "hub",
-        "public_host": urlsplit(stack.url).netloc,
+        "public_host": urlsplit(stack.settings["JUPYTERHUB_PUBLIC_URL"]).netloc,
         "max_notebook": int(LIMITS["OPENBIS_NOTEBOOK_MAX_BYTES"]),
         "seconds": BOMB_SECONDS,
         "disk_mb": DISK_BOMB_MB,
