@@ -119,11 +119,11 @@ async def wait_for_cells(browser, url, file_name, login=None):
         while not (await heading.is_visible() and await cell.is_visible()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not show the notebook ({RELOADS[0]} reloads)")
-            if aborted:  # as a person would: reload (the sign-in cookie is set by then)
+            if aborted:  # as a person would: reload the page (signed in by then)
                 aborted.clear()
                 RELOADS[0] += 1
                 with contextlib.suppress(PlaywrightError):
-                    await page.goto(url if not login else page.url, timeout=TIMEOUT_MS)
+                    await page.goto(page.url if "/notebooks/" in page.url else url)
             await page.wait_for_timeout(50)
     finally:
         await context.close()
