@@ -13,18 +13,24 @@ reason. What DockerSpawner needs, and only for our own objects:
   user, cgroup), no devices, no capabilities beyond the configured ones, no unconfined
   seccomp/AppArmor/SELinux, no sysctls, no published ports, not as root;
 - ``GET …/json``, ``POST …/start|stop|kill``, ``DELETE`` of containers that carry the prefix
-  (the server asks the engine for the name of a container given by id).
+  (the server asks the engine for the name of a container given by id);
+- ``PUT …/archive?path=/certs`` into such a container that is not running, with a tar of plain
+  files only: how the hub's spawner (hub/docker.py, ``move_certs``) puts a server's internal
+  TLS certificate into its certificates volume, through a container it never starts.
 
 Everything else (exec, build, other containers, networks, swarm, plugins, events, system) is
 refused, as is any path with ``..``, encoded characters or doubled slashes.
 """
 
+import io
 import json
 import re
+import tarfile
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
-MAX_BODY_BYTES = 256 * 1024  # a container's create request is a few KB
+MAX_BODY_BYTES = 256 * 1024  # a container's create request is a few KB, certificates too
+CERTS_DIR = "/certs"  # the only place files may be put: the certificates volume's mount
 _VERSION = re.compile(r"^/v1\.\d+(?=/)")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._:/@-]+$")
 _NAMESPACES = ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode")
@@ -90,7 +96,7 @@ def route(method: str, path: str) -> tuple[str, str | None]:
         return "pull", None
     if method == "GET" and path.startswith("/images/") and path.endswith("/json"):
         return "image", path[len("/images/") : -len("/json")]
-    match = re.fullmatch(r"/containers/([A-Za-z0-9_.-]+)(/json|/start|/stop|/kill)?", path)
+    match = re.fullmatch(r"/containers/([A-Za-z0-9_.-]+)(/json|/start|/stop|/kill|/archive)?", path)
     if match:
         action = {
             ("GET", "/json"): "inspect",
@@ -98,10 +104,30 @@ def route(method: str, path: str) -> tuple[str, str | None]:
             ("POST", "/stop"): "stop",
             ("POST", "/kill"): "kill",
             ("DELETE", None): "remove",
+            ("PUT", "/archive"): "archive",
         }.get((method, match.group(2)))
         if action:
             return action, match.group(1)
     raise Refused(f"{method} {path} is not something the spawner needs")
+
+
+def check_archive(query: str, body: bytes) -> None:
+    """Refuse files for anywhere but the certificates volume, and anything but plain files."""
+    target = parse_qs(query).get("path", [""])
+    if target != [CERTS_DIR]:
+        raise Refused(f"files may only be put into {CERTS_DIR}, not {target}")
+    if len(body) > MAX_BODY_BYTES:
+        raise Refused("request body too large")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:") as archive:
+            members = archive.getmembers()
+    except tarfile.TarError as e:
+        raise Refused("body is not an uncompressed tar") from e
+    for member in members:
+        if not member.isfile() or "/" in member.name or member.name in ("", ".", ".."):
+            raise Refused(f"{member.name!r} is not a plain file name")
+        if member.mode & 0o7000:
+            raise Refused(f"{member.name!r} is setuid, setgid or sticky")
 
 
 def check_image(rules: Rules, image: str) -> None:

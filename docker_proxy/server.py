@@ -16,7 +16,16 @@ from http.server import BaseHTTPRequestHandler
 from socketserver import ThreadingUnixStreamServer
 from urllib.parse import quote, urlsplit
 
-from . import MAX_BODY_BYTES, Refused, Rules, check_create, check_image, check_pull, route
+from . import (
+    MAX_BODY_BYTES,
+    Refused,
+    Rules,
+    check_archive,
+    check_create,
+    check_image,
+    check_pull,
+    route,
+)
 
 ENGINE_SOCKET = "/var/run/docker.sock"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
@@ -61,9 +70,15 @@ class FilterHandler(BaseHTTPRequestHandler):
                 check_pull(self.rules, url.query)
             elif action == "image":
                 check_image(self.rules, container)
-            elif container is not None and not self._ours(container):
-                # as if it did not exist: the hub learns nothing of other containers
-                return self._answer(404, {"message": f"No such container: {container}"})
+            elif container is not None:
+                state = self._ours(container)
+                if state is None:
+                    # as if it did not exist: the hub learns nothing of other containers
+                    return self._answer(404, {"message": f"No such container: {container}"})
+                if action == "archive":
+                    if state.get("Running"):
+                        raise Refused("files may only be put into a container that is not running")
+                    check_archive(url.query, body)
         except Refused as e:
             self.log_message("refused %s %s: %s", self.command, url.path, e)
             return self._answer(403, {"message": f"refused by the Docker API filter: {e}"})
@@ -89,9 +104,15 @@ class FilterHandler(BaseHTTPRequestHandler):
             raise Refused("request body too large")
         return self.rfile.read(int(length))
 
-    def _ours(self, container: str) -> bool:
+    def _ours(self, container: str) -> dict | None:
+        """The container's state when it is one of ours, else None."""
         status, _, answer = engine("GET", f"/containers/{quote(container)}/json")
-        return status == 200 and self.rules.owns(json.loads(answer).get("Name", ""))
+        if status != 200:
+            return None
+        inspect = json.loads(answer)
+        if not self.rules.owns(inspect.get("Name", "")):
+            return None
+        return inspect.get("State") or {}
 
     def address_string(self):
         return "hub"  # a unix socket's peer has no address

@@ -38,17 +38,13 @@ c.Spawner.http_timeout = 120
 
 # --- idle culler: stop servers nobody used for a while (their volumes stay) ----------------------
 if env["JUPYTERHUB_CULL_TIMEOUT"] > 0:
-    c.JupyterHub.services.append(
-        {
-            "name": "idle-culler",
-            "command": [
-                sys.executable,
-                "-m",
-                "jupyterhub_idle_culler",
-                f"--timeout={env['JUPYTERHUB_CULL_TIMEOUT']}",
-            ],
-        }
-    )
+    culler = [sys.executable, "-m", "jupyterhub_idle_culler"]
+    culler.append(f"--timeout={env['JUPYTERHUB_CULL_TIMEOUT']}")
+    if c.JupyterHub.get("internal_ssl"):
+        # the culler reaches the hub API with the hub's own internal certificate
+        culler.append("--ssl-enabled=true")
+        culler.append(f"--internal-certs-location={c.JupyterHub.internal_certs_location}")
+    c.JupyterHub.services.append({"name": "idle-culler", "command": culler})
     c.JupyterHub.load_roles.append(
         {
             "name": "idle-culler",

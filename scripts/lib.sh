@@ -30,12 +30,18 @@ volume_name() {
         inside && /^      "name": / { sub(/^[^:]*: "/, ""); sub(/",?$/, ""); print; exit }'
 }
 
-# user_volumes: the per-user home volumes DockerSpawner made ({prefix}{escaped user id})
+# user_volumes: the per-user volumes DockerSpawner made: homes ({prefix}{escaped user id}) and
+# the servers' internal TLS certificates ({prefix}{escaped user id}.certs)
 user_volumes() {
     local prefix
     prefix=$(hub_env JUPYTERHUB_VOLUME_PREFIX)
     [ -n "$prefix" ] || die "no JUPYTERHUB_VOLUME_PREFIX in the compose configuration"
     docker volume ls -q --filter "name=$prefix" | grep "^$prefix" || true
+}
+
+# home_volumes: the homes only (certificates are made anew at every server start)
+home_volumes() {
+    user_volumes | grep -v '\.certs$' || true
 }
 
 # build_missing: make build, when an image of the stack is not there yet

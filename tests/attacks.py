@@ -5,6 +5,7 @@ Each cell runs in the attacker's kernel, in the attacker's own container, and as
 refusal: it ends by printing ``refused: <what stopped it>``, or fails with the evidence. The
 targets are variables ``setup()`` defines in the kernel first: ``VICTIM`` (the other user's id),
 ``VICTIM_HOST`` (their container's name on the network), ``HUB`` (the hub container's name),
+``PUBLIC_HOST`` (the host of the hub's public URL: the Host header browsers send the proxy),
 ``MAX_NOTEBOOK`` (the ELN endpoint's size limit), ``SECONDS`` (a bomb's duration), ``DISK_MB``
 (the disk bomb's bound). Bombs are bounded: by the container's limits (processes, memory, /tmp)
 and by their own loops (the disk), and clean up after themselves.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import requests
 
 # helpers every cell may use: the attacker's own credentials, plain HTTP(S) without trust
+# of the server's certificate
 PRELUDE = r"""
 import json, os, socket, stat, subprocess, sys
 import requests, urllib3
@@ -25,6 +27,10 @@ urllib3.disable_warnings()
 OWN_TOKEN = os.environ["JUPYTERHUB_API_TOKEN"]   # the server's own JupyterHub token
 HUB_API = os.environ["JUPYTERHUB_API_URL"].rstrip("/")
 ME = os.environ["JUPYTERHUB_USER"]
+# the attacker's own server certificate and key (internal_ssl): the server must read them, so
+# the user's code holds them too, and every request below presents them
+KEY, CERT = os.environ.get("JUPYTERHUB_SSL_KEYFILE"), os.environ.get("JUPYTERHUB_SSL_CERTFILE")
+CLIENT_CERT = (CERT, KEY) if KEY else None
 def closed(host, port):
     try:
         socket.create_connection((host, port), timeout=3).close()
@@ -34,9 +40,11 @@ def closed(host, port):
 def send(method, url, token=OWN_TOKEN, **kw):
     '''(status, text) or (None, error) when no HTTP answer came back at all.'''
     headers = {"Authorization": f"token {token}"} if token else {}
+    if url.startswith(f"https://{HUB}:8000/"):
+        headers["Host"] = PUBLIC_HOST  # the proxy, addressed as browsers address it
     try:
         r = requests.request(method, url, headers=headers, verify=False, timeout=20,
-                             allow_redirects=False, **kw)
+                             allow_redirects=False, cert=CLIENT_CERT, **kw)
     except requests.RequestException as e:
         return None, type(e).__name__
     return r.status_code, r.text
@@ -139,6 +147,43 @@ print("refused:", sorted(set(answers.values()), key=str))
 """,
     ),
     Attack(
+        "other-users-server-by-name-and-ip",
+        "internal_ssl: a server accepts TLS clients with a certificate of the hub's or the "
+        "proxy's CA only; the attacker's own server certificate is of neither",
+        r"""
+import ssl
+assert KEY, "internal_ssl is off: this server has no certificate"
+key = os.stat(KEY)
+assert (stat.S_IMODE(key.st_mode), key.st_uid) == (0o400, os.getuid()), oct(key.st_mode)
+REQUEST = f"GET /user/{VICTIM}/api/status HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+def answer(host, tls, own_certificate=False):
+    # the first bytes the victim's server sends back, or what ended the connection
+    try:
+        with socket.create_connection((host, 8888), timeout=10) as connection:
+            if tls:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                if own_certificate:
+                    context.load_cert_chain(CERT, KEY)
+                connection = context.wrap_socket(connection)
+            connection.sendall(REQUEST)
+            return connection.recv(100)
+    except (ssl.SSLError, ConnectionError) as e:
+        return f"{type(e).__name__}: {e}"
+answers = {}
+for host in (VICTIM_HOST, socket.gethostbyname(VICTIM_HOST)):
+    assert not closed(host, 8888), host  # the server is up and its port open ...
+    for label, tls, own in (("plain", False, False), ("tls", True, False),
+                            ("tls + own certificate", True, True)):
+        got = answers[host, label] = answer(host, tls, own)
+        # ... but nothing that reaches it gets an HTTP answer
+        assert not (isinstance(got, bytes) and got.startswith(b"HTTP/")), (host, label, got)
+for (host, label), got in answers.items():
+    print(host, label, "->", str(got)[:100])
+print("refused: no HTTP answer without the hub's or the proxy's certificate")
+""",
+    ),
+    Attack(
         "forge-token-handover",
         "hand-over endpoints accept only the hub's openbis-handover service (its token checked "
         "with the hub)",
@@ -184,6 +229,44 @@ for method, path in calls:
 status, text = send("GET", f"{HUB_API}/users/{ME}")
 assert status in (200, 403, 404) and "auth_state" not in text, text[:300]
 print("refused:", sorted(set(answers.values())))
+""",
+    ),
+    Attack(
+        "proxy-api",
+        "the proxy's API listens on the hub container's loopback only; the hub's /api/proxy "
+        "needs the proxy scope, which a server's token lacks",
+        r"""
+answers = {}
+for host in (HUB, socket.gethostbyname(HUB)):
+    for scheme in ("http", "https"):
+        status, text = send("GET", f"{scheme}://{host}:8001/api/routes")
+        answers[host, scheme, 8001] = status
+        assert status is None and closed(host, 8001), (host, scheme, status, text[:200])
+for base in (HUB_API, f"https://{HUB}:8000/hub/api"):
+    for method in ("GET", "POST", "PATCH"):
+        status, text = send(method, f"{base}/proxy")
+        answers[base, method] = status
+        assert status == 403, (base, method, status, text[:200])
+print("refused:", sorted({str(v) for v in answers.values()}))
+""",
+    ),
+    Attack(
+        "docker-proxy",
+        "the Docker API filter is on no network (network_mode none); its socket is in a volume "
+        "only the hub mounts",
+        r"""
+try:
+    found = socket.getaddrinfo("docker-proxy", 2375)
+    raise AssertionError(f"docker-proxy resolves: {found}")
+except socket.gaierror:
+    pass
+for path in ("/run/docker-proxy", "/var/run/docker-proxy", "/run/docker.sock"):
+    assert not os.path.exists(path), path
+mounts = open("/proc/mounts").read()
+assert "docker-proxy" not in mounts and "docker.sock" not in mounts, mounts
+for port in (2375, 2376):
+    assert closed(HUB, port), port
+print("refused: docker-proxy resolves to nothing, no socket of it here, nothing on the hub's ports")
 """,
     ),
     Attack(

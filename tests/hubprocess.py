@@ -84,6 +84,9 @@ class JupyterHubProcess:
             "JUPYTERHUB_STATE_DIR": str(workdir),
             "JUPYTERHUB_BIND_URL": self.url,
             "JUPYTERHUB_HUB_IP": "127.0.0.1",
+            # internal_ssl is the compose stack's, with DockerSpawner (tests/test_attacks.py);
+            # local processes on 127.0.0.1 need no isolation from each other here
+            "JUPYTERHUB_INTERNAL_SSL": "false",
             **env,
         }
         self.config = config

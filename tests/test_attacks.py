@@ -1,14 +1,18 @@
 """A hostile user gets nothing: tests/attacks.py's notebook of attacks, run as the signed-in user
 JDoe in their real container on the compose stack, each cell asserting its refusal; then the
 bombs, while the hub and alice's server are timed; then both users' ELN journey still works.
+With internal_ssl (the default) the attacker also holds its own server's TLS certificate and key
+and presents them everywhere.
 
 The stack is this module's own (tighter limits than the defaults, so that bombs stay small on a
-shared test machine): 1 GB memory, 1 CPU, 256 processes, a 64 MB /tmp, 1 MB notebooks.
+shared test machine): 1 GB memory, 1 CPU, 256 processes, a 64 MB /tmp, 1 MB notebooks; its
+public URL has a host name, as in production.
 """
 
 import hashlib
 import json
 import subprocess
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -28,6 +32,9 @@ LIMITS = {
     "JUPYTERHUB_PIDS_LIMIT": "256",
     "JUPYTERHUB_TMP_SIZE": "64M",
     "OPENBIS_NOTEBOOK_MAX_BYTES": str(1 << 20),
+    # a host name as in production (the tests reach the hub at 127.0.0.1): user code addresses
+    # the proxy with it, and the proxy checks the internal certificates against it
+    "JUPYTERHUB_PUBLIC_URL": "https://jupyter.test",
 }
 DISK_BOMB_MB = 256
 BOMB_SECONDS = 8
@@ -82,6 +89,7 @@ def fields(stack):
         "victim": VICTIM,
         "victim_host": f"{stack.project}-{escape_user(VICTIM)}",
         "hub": "hub",
+        "public_host": urlsplit(stack.settings["JUPYTERHUB_PUBLIC_URL"]).netloc,
         "max_notebook": int(LIMITS["OPENBIS_NOTEBOOK_MAX_BYTES"]),
         "seconds": BOMB_SECONDS,
         "disk_mb": DISK_BOMB_MB,
@@ -136,6 +144,9 @@ def test_container_config_as_docker_sees_it(stack, tokens):
     assert host["Tmpfs"] == {"/tmp": "rw,nosuid,nodev,size=64M,mode=1777"}
     assert host["Memory"] == host["MemorySwap"] == 1 << 30
     assert not host["Privileged"] and host["NetworkMode"] == stack.project
+    # internal_ssl: its certificate and key from a volume of their own, read-only
+    home, certs = stack.user_volume(ATTACKER), f"{stack.user_volume(ATTACKER)}.certs"
+    assert sorted(host["Binds"]) == sorted([f"{home}:/home/jovyan:rw", f"{certs}:/certs:ro"])
     env = dict(line.split("=", 1) for line in container["Config"]["Env"])
     assert not {"OPENBIS_TOKEN", "OPENBIS_HANDOVER_SECRET"} & set(env)
     assert not any(value.startswith(ATTACKER) and "x" in value for value in env.values())

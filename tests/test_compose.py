@@ -394,3 +394,28 @@ def test_backup_and_restore_bring_back_a_lost_home(compose_stack, admin_token, j
         assert time.monotonic() < deadline, "JDoe's server did not start after the restore"
         time.sleep(0.5)
     assert file_bytes(stack, admin_token, "JDoe", jdoe["written"]["path"]) == notebook
+
+
+def test_idle_servers_are_culled(hub_image, singleuser_image, openbis_double_image, tmp_path):
+    """The idle culler stops a server nobody uses (on its own stack: a 20 s timeout). With
+    internal_ssl it reaches the hub API with the hub's certificate; without, it cannot."""
+    from tests.compose_stack import ComposeStack
+
+    stack = ComposeStack(
+        tmp_path, hub_image, singleuser_image, openbis_double_image, JUPYTERHUB_CULL_TIMEOUT="20"
+    )
+    try:
+        stack.up()
+        status, _, answer = eln_post(
+            stack, stack.login("JDoe"), "x", "x.ipynb", "True", b"TEST", ELN_ORIGIN
+        )
+        assert status == 200, answer
+        assert stack.user_container("JDoe")["State"]["Running"]
+        deadline = time.monotonic() + 120
+        while stack.user_container("JDoe") is not None:
+            assert time.monotonic() < deadline, f"not culled:\n{stack.logs()}"
+            time.sleep(1)
+        # stopped by the culler, through the hub's API
+        assert re.search(r"20[24] DELETE /hub/api/users/JDoe/server \(idle-culler@", stack.logs())
+    finally:
+        stack.remove()

@@ -1,10 +1,12 @@
 """The Docker API filter's rules: what DockerSpawner sends passes, anything else is refused."""
 
+import io
 import json
+import tarfile
 
 import pytest
 
-from docker_proxy import Refused, Rules, check_create, check_pull, route
+from docker_proxy import Refused, Rules, check_archive, check_create, check_pull, route
 
 RULES = Rules(
     images=frozenset({"openbis-jupyterhub/singleuser:latest"}),
@@ -56,8 +58,63 @@ def test_what_the_spawner_needs_passes():
         "image",
         "openbis-jupyterhub/singleuser:latest",
     )
+    assert route("PUT", "/v1.41/containers/jupyter--4a-44oe.certs/archive") == (
+        "archive",
+        "jupyter--4a-44oe.certs",
+    )
     create(spawner_request())
     check_pull(RULES, "fromImage=openbis-jupyterhub%2Fsingleuser&tag=latest")
+    # the certificates' staging container (hub/docker.py, move_certs) and its files
+    create(
+        {
+            "Image": "openbis-jupyterhub/singleuser:latest",
+            "HostConfig": {
+                "Binds": ["jupyterhub-user--4a-44oe.certs:/certs:rw"],
+                "NetworkMode": "openbis-jupyterhub",
+                "ReadonlyRootfs": True,
+            },
+        },
+        name="jupyter--4a-44oe.certs",
+    )
+    check_archive("path=%2Fcerts", tar(("user-JDoe.key", 0o400), ("notebooks-ca_trust.crt", 0o444)))
+
+
+def tar(*members, kind=tarfile.REGTYPE, linkname=""):
+    """An uncompressed tar of (name, mode) members, as docker-py's put_archive sends it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, mode in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mode = kind, linkname, mode
+            data = b"-----BEGIN CERTIFICATE-----" if kind == tarfile.REGTYPE else b""
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("query", "body"),
+    [
+        ("path=%2F", tar(("x.key", 0o400))),
+        ("path=%2Fhome%2Fjovyan", tar(("x.key", 0o400))),
+        ("path=%2Fcerts%2F..%2Fetc", tar(("x.key", 0o400))),
+        ("", tar(("x.key", 0o400))),
+        ("path=%2Fcerts&path=%2Fetc", tar(("x.key", 0o400))),
+        ("path=%2Fcerts", tar(("../etc/passwd", 0o644))),
+        ("path=%2Fcerts", tar(("sub/x.key", 0o400))),
+        ("path=%2Fcerts", tar(("x", 0o755), kind=tarfile.SYMTYPE, linkname="/etc/shadow")),
+        ("path=%2Fcerts", tar(("x", 0o755), kind=tarfile.LNKTYPE, linkname="/etc/shadow")),
+        ("path=%2Fcerts", tar(("x", 0o755), kind=tarfile.DIRTYPE)),
+        ("path=%2Fcerts", tar(("x", 0o755), kind=tarfile.CHRTYPE)),
+        ("path=%2Fcerts", tar(("x", 0o4755))),
+        ("path=%2Fcerts", b"not a tar"),
+        ("path=%2Fcerts", b"\x1f\x8b" + tar(("x.key", 0o400))),
+        ("path=%2Fcerts", tar(*[(f"f{i}", 0o644) for i in range(600)])),
+    ],
+)
+def test_files_go_into_the_certificates_volume_only(query, body):
+    with pytest.raises(Refused):
+        check_archive(query, body)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +126,8 @@ def test_what_the_spawner_needs_passes():
         ("GET", "/v1.41/containers/json"),
         ("GET", "/v1.41/containers/abc/logs"),
         ("POST", "/v1.41/containers/abc/attach"),
-        ("PUT", "/v1.41/containers/abc/archive"),
+        ("POST", "/v1.41/containers/abc/archive"),
+        ("HEAD", "/v1.41/containers/abc/archive"),
         ("GET", "/v1.41/containers/abc/archive"),
         ("POST", "/v1.41/containers/abc/update"),
         ("POST", "/v1.41/networks/create"),

@@ -101,6 +101,7 @@ DOCKER_ONLY = {
     "JUPYTERHUB_PIDS_LIMIT",
     "JUPYTERHUB_READ_ONLY_ROOT",
     "JUPYTERHUB_TMP_SIZE",
+    "JUPYTERHUB_INTERNAL_SSL",  # swarm.py refuses it: certificates cannot reach other nodes
 }
 
 
@@ -143,3 +144,26 @@ def test_user_containers_are_hardened_by_default():
         settings.read(
             {"OPENBIS_URL": "https://o.example.org", "JUPYTERHUB_READ_ONLY_ROOT": "maybe"}
         )
+
+
+def test_server_certificates_reach_the_container_private_to_jovyan(tmp_path):
+    """What move_certs puts into the certificates volume (hub/docker.py): the key for jovyan
+    only, plain files, names as JupyterHub made them."""
+    import io
+    import tarfile
+
+    from openbis_jupyterhub.hub import docker
+
+    paths = {}
+    for kind, name in (("keyfile", "user-JDoe.key"), ("certfile", "user-JDoe.crt"),
+                       ("cafile", "notebooks-ca_trust.crt")):  # fmt: skip
+        (tmp_path / name).write_text(f"PEM of {kind}")
+        paths[kind] = str(tmp_path / name)
+    with tarfile.open(fileobj=io.BytesIO(docker.certs_archive(paths))) as archive:
+        members = {m.name: m for m in archive.getmembers()}
+        assert archive.extractfile("user-JDoe.key").read() == b"PEM of keyfile"
+    assert {name: (m.mode, m.uid, m.gid, m.isfile()) for name, m in members.items()} == {
+        "user-JDoe.key": (0o400, 1000, 100, True),
+        "user-JDoe.crt": (0o444, 1000, 100, True),
+        "notebooks-ca_trust.crt": (0o444, 1000, 100, True),
+    }

@@ -10,15 +10,122 @@ Security): the image runs as jovyan and needs no capability at all, so all are d
 capabilities inert (the image has none left either); a process limit stops fork bombs; the root
 filesystem is read-only, with the home volume and a size-limited ``/tmp`` (tmpfs, counted
 against the memory limit) the only writable places; no swap beyond the memory limit.
+
+Between users (``JUPYTERHUB_INTERNAL_SSL``, on by default): JupyterHub's internal_ssl, mutual
+TLS. Every server gets a certificate of the hub's ``notebooks-ca`` and accepts only clients
+with one of ``hub-ca`` (the hub) or ``proxy-client-ca`` (the proxy): another user's code, even
+holding its own server's key, gets no TLS session, so no answer. ``OpenBISDockerSpawner``
+brings the certificate into the container (``move_certs``) through the Docker API filter.
 """
 
+import io
+import ipaddress
+import os
+import tarfile
+import time
 from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from docker.errors import NotFound
+from dockerspawner import DockerSpawner
+from traitlets import List, Unicode, default
 
 HOME = "/home/jovyan"
+USER_IDS = (1000, 100)  # jovyan:users, who runs the image's server
+CERTS_DIR = "/certs"  # where DockerSpawner mounts the certificates volume (read-only)
+
+
+def certs_archive(paths: Mapping[str, str]) -> bytes:
+    """The server's key, certificate and trust bundle (``create_certs``' paths on the hub) as
+    a tar for the engine: owned by jovyan, the key readable by jovyan only."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for kind, path in paths.items():
+            with open(path, "rb") as f:
+                content = f.read()
+            info = tarfile.TarInfo(os.path.basename(path))
+            info.size = len(content)
+            info.uid, info.gid = USER_IDS
+            info.mode = 0o400 if kind == "keyfile" else 0o444
+            info.mtime = int(time.time())
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+class OpenBISDockerSpawner(DockerSpawner):
+    """DockerSpawner whose ``move_certs`` passes the Docker API filter and keeps the key private.
+
+    Upstream's runs a ``busybox`` container (another image, no name of ours) and writes every
+    file world-readable (0644). Here: a container of the single-user image named
+    ``{container}.certs``, created and never started, mounts the user's certificates volume
+    (``{volume prefix}{user}.certs``), receives the files (key 0400, owned by jovyan), and is
+    removed. The user's container then mounts that volume read-only at ``/certs``.
+    """
+
+    public_alt_names = List(
+        Unicode(),
+        config=True,
+        help="""Subject alternative names every server's certificate carries besides its
+        container name: the hub's public host. The proxy checks a server's certificate against
+        the Host header of the browser's request (node's TLS client does).""",
+    )
+
+    @default("ssl_alt_names")
+    def _ssl_alt_names_default(self):
+        return [f"DNS:{self.internal_hostname}", *self.public_alt_names]
+
+    async def move_certs(self, paths):
+        await self.pull_image(self.image)
+        name = f"{self.container_name}.certs"
+        volume = self.format_volume_name(self.certs_volume_name, self)
+        try:  # left over by a hub that stopped in the middle of this
+            await self.docker("remove_container", name)
+        except NotFound:
+            pass
+        host_config = self.client.create_host_config(
+            binds={volume: {"bind": CERTS_DIR, "mode": "rw"}},
+            network_mode=self.network_name,
+            read_only=True,
+        )
+        staging = await self.docker(
+            "create_container", self.image, name=name, host_config=host_config
+        )
+        try:
+            await self.docker("put_archive", staging["Id"], CERTS_DIR, certs_archive(paths))
+        finally:
+            await self.docker("remove_container", staging["Id"])
+        return {kind: f"{CERTS_DIR}/{os.path.basename(path)}" for kind, path in paths.items()}
+
+
+def alt_name(host: str) -> str:
+    """A certificate's subject alternative name for a host name or an IP address."""
+    try:
+        return f"IP:{ipaddress.ip_address(host)}"
+    except ValueError:
+        return f"DNS:{host}"
+
+
+def renew_hub_certificate_without(location: str, names: list[str]) -> None:
+    """Drop the hub's internal certificate when it lacks one of ``names``: JupyterHub makes it
+    once and keeps it, so a changed public URL would otherwise make every hub page a proxy
+    error. JupyterHub signs a new one with the same CA at this start; running servers trust it."""
+    from certipy import Certipy
+
+    cert = Path(location, "hub-internal", "hub-internal.crt")
+    if not cert.exists():
+        return
+    sans = x509.load_pem_x509_certificate(cert.read_bytes()).extensions
+    sans = sans.get_extension_for_class(x509.SubjectAlternativeName).value
+    have = {f"DNS:{n}" for n in sans.get_values_for_type(x509.DNSName)}
+    have |= {f"IP:{n}" for n in sans.get_values_for_type(x509.IPAddress)}
+    if not set(names) <= have:
+        Certipy(store_dir=location).store.remove_files("hub-internal", delete_dir=True)
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
-    c.JupyterHub.spawner_class = "docker"
+    c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.docker.OpenBISDockerSpawner"
     c.DockerSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
     c.DockerSpawner.network_name = settings["JUPYTERHUB_NETWORK"]
     c.DockerSpawner.use_internal_ip = True
@@ -30,6 +137,23 @@ def configure(c, settings: Mapping[str, object]) -> None:
     c.DockerSpawner.notebook_dir = HOME
     c.DockerSpawner.remove = True
     c.DockerSpawner.extra_host_config = host_config(settings)
+    if settings["JUPYTERHUB_INTERNAL_SSL"] is not False:
+        c.JupyterHub.internal_ssl = True
+        # the CAs stay in the state volume: servers outlive hub restarts and upgrades
+        location = f"{settings['JUPYTERHUB_STATE_DIR']}/internal-ssl"
+        c.JupyterHub.internal_certs_location = location
+        # names the hub's certificate must carry: the public host (the proxy checks the
+        # certificate of what it forwards to against the request's Host header) and the name
+        # user servers reach the hub API under
+        public = [alt_name(urlsplit(settings["JUPYTERHUB_PUBLIC_URL"]).hostname)]
+        connect = settings["JUPYTERHUB_HUB_CONNECT_IP"]
+        names = public + ([alt_name(connect)] if connect else [])
+        c.JupyterHub.trusted_alt_names = names
+        c.OpenBISDockerSpawner.public_alt_names = public
+        renew_hub_certificate_without(location, names)
+        # a "." never occurs in escaped user ids: no user's home volume has this name
+        certs_volume = settings["JUPYTERHUB_VOLUME_PREFIX"] + "{username}.certs"
+        c.DockerSpawner.certs_volume_name = certs_volume
 
 
 def host_config(settings: Mapping[str, object]) -> dict:

@@ -16,6 +16,8 @@ set: the spawner class, and ``delete_pvc = False`` (deleting a hub user keeps th
 
 from collections.abc import Mapping
 
+from .settings import SettingError
+
 # where the single-user image (images/singleuser) keeps the user's files, as jovyan 1000:100
 HOME = "/home/jovyan"
 
@@ -28,6 +30,11 @@ def configure(c, values: Mapping[str, object]) -> None:
     ``JUPYTERHUB_STORAGE_CLASS`` (default: the cluster's), ``JUPYTERHUB_HUB_CONNECT_IP`` (the
     hub's Service name, as user pods resolve it).
     """
+    if values["JUPYTERHUB_INTERNAL_SSL"]:
+        raise SettingError(
+            "JUPYTERHUB_INTERNAL_SSL=true needs DockerSpawner (the compose stack): on Kubernetes "
+            "Zero to JupyterHub's network policies keep users apart (deploy/kubernetes/README.md)."
+        )
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     # A user's files outlive their hub account: deleting a user (admin page, API, a culler
     # with --cull-users) stops the pod but keeps the PVC, so the next sign-in finds them.

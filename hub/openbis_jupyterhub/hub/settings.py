@@ -63,6 +63,8 @@ SETTINGS = [
     # user servers reach the hub API over the Docker network
     Setting("JUPYTERHUB_HUB_IP", "0.0.0.0", "JupyterHub.hub_ip"),  # noqa: S104
     Setting("JUPYTERHUB_HUB_CONNECT_IP", traitlet="JupyterHub.hub_connect_ip"),
+    # the hub's address as users reach it (its host name goes into internal certificates)
+    Setting("JUPYTERHUB_PUBLIC_URL", "https://localhost"),
     Setting("JUPYTERHUB_SSL_CERT", traitlet="JupyterHub.ssl_cert"),
     Setting("JUPYTERHUB_SSL_KEY", traitlet="JupyterHub.ssl_key"),
     Setting("JUPYTERHUB_ADMIN_USERS", traitlet="Authenticator.admin_users", parse=comma_list),
@@ -85,6 +87,9 @@ SETTINGS = [
     Setting("JUPYTERHUB_PIDS_LIMIT", 512, parse=int),
     Setting("JUPYTERHUB_READ_ONLY_ROOT", True, parse=boolean),
     Setting("JUPYTERHUB_TMP_SIZE", "1G"),
+    # between users (hub/docker.py): JupyterHub's internal_ssl, mutual TLS between the hub, the
+    # proxy and user servers. Empty: on with DockerSpawner; Swarm and Kubernetes refuse "true"
+    Setting("JUPYTERHUB_INTERNAL_SSL", parse=boolean),
     # --- user servers on Docker Swarm (hub/swarm.py)
     # placement constraints for user servers, e.g. "node.role == worker"
     Setting("JUPYTERHUB_SWARM_CONSTRAINTS", parse=comma_list),
