@@ -211,7 +211,7 @@ def request(url: str, headers: dict, timeout: float = 10) -> bytes:
     return answer.content
 
 
-def wait_for(url: str, headers: dict, limit: float = 60):
+def wait_for(url: str, headers: dict, limit: float = 180):
     deadline = time.perf_counter() + limit
     while True:
         try:
