@@ -60,22 +60,52 @@ RUN_NOTEBOOK = SERVER_ENVIRONMENT + textwrap.dedent(
 )
 
 
-# jupyterhub-singleuser exits when it cannot reach its hub's API at start. These tests call
-# no authenticated API of the server, so a stand-in that answers every request will do; it
-# runs next to the image's real start script (CMD), in the same container.
+# jupyterhub-singleuser exits when it cannot reach its hub's API at start, and asks the hub
+# whose token a request carries. A stand-in that answers every request, and names the server's
+# user ($JUPYTERHUB_USER) as the owner of every token, will do; it runs next to the image's
+# real start script (CMD), in the same container (benchmarks.singleuser: in one of its own).
 HUB_STAND_IN = textwrap.dedent(
     """
-    import http.server
+    import http.server, json, os
+
+    NAME = os.environ["JUPYTERHUB_USER"]
+    MODEL = json.dumps({
+        "kind": "user", "name": NAME, "admin": False, "groups": [],
+        "scopes": [f"access:servers!user={NAME}"], "session_id": None,
+    }).encode()
 
     class Hub(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            body = MODEL if self.path.rstrip("/").endswith("/api/user") else b"{}"
             self.send_response(200)
             self.send_header("X-JupyterHub-Version", "6.1.1")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         do_POST = do_GET
 
-    http.server.HTTPServer(("127.0.0.1", 8081), Hub).serve_forever()
+    http.server.ThreadingHTTPServer(("", 8081), Hub).serve_forever()
+    """
+)
+# A request to the user's server as a browser of the user makes it; prints status, then body.
+SERVER_REQUEST = textwrap.dedent(
+    """
+    import sys, urllib.error, urllib.request
+
+    method, url = sys.argv[1:]
+    request = urllib.request.Request(
+        url, method=method, data=b"{}" if method == "POST" else None,
+        headers={"Authorization": "token any"},  # the hub stand-in: the user's token
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            status, body = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    print(status)
+    sys.stdout.write(body.decode())
     """
 )
 # Runs a command as a terminal of the user's server would.
@@ -94,6 +124,9 @@ def hub_environment(user):
         "JUPYTERHUB_SERVICE_URL": f"http://0.0.0.0:8888/user/{user}/",
         "JUPYTERHUB_BASE_URL": "/",
         "JUPYTERHUB_OAUTH_CALLBACK_URL": f"/user/{user}/oauth_callback",
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps(
+            [f"access:servers!server={user}/", f"access:servers!user={user}"]
+        ),
     }
 
 
@@ -146,6 +179,14 @@ class UserServer:
         if check and result.returncode != 0:
             raise AssertionError(f"{command} failed ({result.returncode}): {result.stderr}")
         return result
+
+    def request(self, method, path):
+        """``method`` ``path`` (below the server's URL) as the user's browser; (status, body)."""
+        url = f"http://127.0.0.1:8888/user/{USER}/{path}"
+        status, _, body = self.exec("python", "-c", SERVER_REQUEST, method, url).stdout.partition(
+            "\n"
+        )
+        return int(status), body
 
     def run(self, *command, check=True):
         """`command` in the user's server's environment (openbis-data, as from a kernel)."""
@@ -223,6 +264,27 @@ def test_the_openbis_panel_is_prebuilt_enabled_and_ok(server):
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)
     assert re.search(r"@openbis-jupyterhub/jupyterlab-openbis v\S+ enabled OK", text), text
     assert "jupyter lab build" not in text  # nothing to build at run time
+
+
+def test_jupyterlab_notebook_7_and_a_terminal_open(server):
+    status, lab = server.request("GET", "lab")
+    assert status == 200
+    page = re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab, re.S)
+    config = json.loads(page.group(1))
+    extensions = {extension["name"] for extension in config["federated_extensions"]}
+    assert {
+        "@openbis-jupyterhub/jupyterlab-openbis",
+        "@jupyter-widgets/jupyterlab-manager",
+        "jupyterlab-sos",
+        "@jupyter-notebook/lab-extension",
+    } <= extensions
+    # the extensions are prebuilt and the venv is read-only: no "Build recommended" prompt,
+    # and no prompt to fetch Jupyter news from the internet
+    assert config["buildCheck"] is False and config["buildAvailable"] is False
+    assert config["news"] == {"disabled": True}
+    assert server.request("GET", "tree")[0] == 200  # Notebook 7
+    status, terminal = server.request("POST", "api/terminals")
+    assert status == 200 and json.loads(terminal)["name"]
 
 
 @pytest.mark.parametrize(
