@@ -55,6 +55,12 @@ def engine(method, path, body=None, headers=None):
         connection.close()
 
 
+class Server(ThreadingUnixStreamServer):
+    # socketserver's default backlog is 5: a hub starting many servers at once (each Docker
+    # call a connection) got EAGAIN from connect(); the engine's own socket allows far more
+    request_queue_size = 128
+
+
 class FilterHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     rules: Rules  # set by main()
@@ -133,7 +139,7 @@ def main():
     path = os.environ.get("DOCKER_PROXY_SOCKET", "/run/docker-proxy/docker.sock")
     if os.path.exists(path):
         os.remove(path)  # left by the last run
-    server = ThreadingUnixStreamServer(path, FilterHandler)
+    server = Server(path, FilterHandler)
     server.daemon_threads = True
     # the hub's group may connect; root owns it and may give it to a group it is a member of
     # (compose.yaml: group_add), so no capability is needed

@@ -2,11 +2,13 @@
 
 import io
 import json
+import socket
 import tarfile
 
 import pytest
 
 from docker_proxy import Refused, Rules, check_archive, check_create, check_pull, route
+from docker_proxy.server import FilterHandler, Server
 
 RULES = Rules(
     images=frozenset({"openbis-jupyterhub/singleuser:latest"}),
@@ -215,3 +217,22 @@ def test_names_of_our_containers():
     assert RULES.owns("/jupyter--4a-44oe")
     assert not RULES.owns("/openbis-jupyterhub-hub-1")
     assert not RULES.owns("/jupyterx")
+
+
+def test_many_connections_at_once_wait_their_turn(tmp_path):
+    """A hub starting many servers at once opens a connection per Docker call, as docker-py
+    does (a timeout makes the socket non-blocking): none may fail with EAGAIN while the
+    filter is busy (socketserver's default backlog is 5)."""
+    path = str(tmp_path / "docker.sock")
+    server = Server(path, FilterHandler)  # listening, accepting nothing yet
+    clients = []
+    try:
+        for _ in range(64):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.settimeout(5)
+            clients.append(client)
+            client.connect(path)
+    finally:
+        for client in clients:
+            client.close()
+        server.server_close()
