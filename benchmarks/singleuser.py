@@ -19,7 +19,7 @@ import urllib.request
 import uuid
 
 # the container set-up of the image's tests: the spawner's environment and a hub stand-in
-from test_singleuser_image import SERVER_COMMAND, hub_environment
+from tests.test_singleuser_image import SERVER_COMMAND, hub_environment
 
 KERNEL_CODE = {
     "python3": "print(42)",

@@ -247,9 +247,17 @@ PNG_MAGIC = "89504e470d0a1a0a"
             "import matplotlib.pyplot as plt\nplt.plot([1, 4, 9])\nplt.savefig('plot-sos.png')",
             "image/png",
         ),
-        ("ir", "png('plot-ir.png')\nplot(c(1, 4, 9))\ninvisible(dev.off())\nplot(c(1, 4, 9))", "image/png"),
+        (
+            "ir",
+            "png('plot-ir.png')\nplot(c(1, 4, 9))\ninvisible(dev.off())\nplot(c(1, 4, 9))",
+            "image/png",
+        ),
         # no X server: the gnuplot toolkit; PNG files through gnuplot's cairo terminal
-        ("octave", "plot([1 4 9]); title('squares');\nprint -dpngcairo plot-octave.png", "image/svg+xml"),
+        (
+            "octave",
+            "plot([1 4 9]); title('squares');\nprint -dpngcairo plot-octave.png",
+            "image/svg+xml",
+        ),
     ],
 )
 def test_each_kernel_plots_inline_and_to_a_png_file(server, kernel, code, inline):
