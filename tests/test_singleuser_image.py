@@ -302,6 +302,49 @@ def test_each_kernel_runs_a_cell(server, kernel, code):
     assert text_of(nb.cells[0]).strip() == "42"
 
 
+PNG_MAGIC = "89504e470d0a1a0a"
+
+
+@pytest.mark.parametrize(
+    "kernel, code, inline",
+    [
+        (
+            "python3",
+            "import matplotlib.pyplot as plt\nplt.plot([1, 4, 9])\nplt.savefig('plot-python3.png')",
+            "image/png",
+        ),
+        (
+            "sos",
+            "import matplotlib.pyplot as plt\nplt.plot([1, 4, 9])\nplt.savefig('plot-sos.png')",
+            "image/png",
+        ),
+        (
+            "ir",
+            "png('plot-ir.png')\nplot(c(1, 4, 9))\ninvisible(dev.off())\nplot(c(1, 4, 9))",
+            "image/png",
+        ),
+        # no X server: the gnuplot toolkit; PNG files through gnuplot's cairo terminal
+        (
+            "octave",
+            "plot([1 4 9]); title('squares');\nprint -dpngcairo plot-octave.png",
+            "image/svg+xml",
+        ),
+    ],
+)
+def test_each_kernel_plots_inline_and_to_a_png_file(server, kernel, code, inline):
+    assert "DISPLAY" not in server.run("env").stdout
+    nb = server.run_cells(kernel, code)
+    (cell,) = nb.cells
+    assert [o.output_type for o in cell.outputs if o.output_type == "error"] == []
+    assert any(inline in o.get("data", {}) for o in cell.outputs), cell.outputs
+    assert "warning" not in text_of(cell)
+    head = server.exec(
+        "python", "-c", "import sys; print(open(sys.argv[1], 'rb').read(8).hex())",
+        f"work/plot-{kernel}.png",
+    ).stdout.strip()  # fmt: skip
+    assert head == PNG_MAGIC
+
+
 def test_sos_passes_a_python_variable_to_r_and_octave(server):
     # The results go to files: SoS may drop the output of the first cells it runs in a
     # freshly started R subkernel (see the image README), not their effects.
