@@ -4,11 +4,10 @@ several users' Docker calls run at once. A real HTTP server on 127.0.0.1, no Doc
 import asyncio
 import threading
 
+from openbis_jupyterhub.hub.docker import OpenBISDockerSpawner
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
-
-from openbis_jupyterhub.hub.docker import OpenBISDockerSpawner
 
 
 class StartingServer(web.RequestHandler):
