@@ -162,7 +162,7 @@ def test_static_files_are_cached_for_good_and_compressed(compose_stack, jdoe):
     # Notebook 7's main script, and each lab extension's entry point (ours among them)
     scripts = re.findall(r'<script src="([^"]+\?v=[0-9a-f]+)"', page.text)
     extensions = {e["name"]: e["load"] for e in config["federated_extensions"]}
-    assert "openbis_jupyterlab" in extensions
+    assert "@openbis-jupyterhub/jupyterlab-openbis" in extensions
     scripts += [
         f"{config['fullLabextensionsUrl']}/{name}/{load}" for name, load in extensions.items()
     ]
