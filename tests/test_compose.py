@@ -169,7 +169,7 @@ def test_static_files_are_cached_for_good_and_compressed(compose_stack, jdoe):
     # the hub's own page for a browser that is not signed in yet, with its styles and scripts
     login = stack.session().get(f"{stack.url}/hub/login", headers=browser.headers, timeout=60)
     assert login.headers["Content-Encoding"] == "gzip"
-    hub_static = re.findall(r'"(/hub/static/[^"]+\?v=[0-9a-f]+)"', login.text)
+    hub_static = re.findall(r'"(/hub/static/[^"]+\.(?:css|js)\?v=[0-9a-f]+)"', login.text)
     assert any(".css?" in url for url in hub_static) and any(".js?" in url for url in hub_static)
 
     for url in scripts + hub_static:
