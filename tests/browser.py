@@ -38,7 +38,9 @@ class NetworkChanges:
             try:
                 navigate(first)
             except PlaywrightError as e:
-                if "ERR_NETWORK_CHANGED" not in str(e):
+                # the aborted page itself may surface as "interrupted by another navigation
+                # to chrome-error://chromewebdata/", its request failed with the cause
+                if "ERR_NETWORK_CHANGED" not in str(e) and not self.aborted:
                     raise
                 self.aborted.append(page.url)
             first = False
