@@ -1,53 +1,38 @@
-"""OpenBISDockerSpawner (hub/docker.py): a started server is reported once it answers, and
-several users' Docker calls run at once. A real HTTP server on 127.0.0.1, no Docker."""
+"""OpenBISDockerSpawner (hub/docker.py): a started server is reported once it listens, and
+several users' Docker calls run at once. Real sockets on 127.0.0.1, no Docker."""
 
 import asyncio
+import socket
 import threading
 
 from openbis_jupyterhub.hub.docker import OpenBISDockerSpawner
-from tornado import web
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 
-class StartingServer(web.RequestHandler):
-    """Answers 503 (as a server still starting behind a proxy would) ``starting`` times,
-    then redirects, as a ready single-user server does on its base URL."""
-
-    def initialize(self, seen, starting):
-        self.seen = seen
-        self.starting = starting
-
-    def get(self):
-        self.seen.append(self.request.path)
-        if len(self.seen) <= self.starting:
-            raise web.HTTPError(503)
-        self.redirect("/user/jdoe/lab")
-
-
-def test_start_returns_once_the_server_answers_not_before():
+def test_start_returns_once_the_server_listens():
     async def scenario():
-        seen = []
-        app = web.Application([(r"/user/jdoe/", StartingServer, {"seen": seen, "starting": 3})])
-        [sock] = bind_sockets(0, "127.0.0.1")
-        server = HTTPServer(app)
-        server.add_sockets([sock])
-        spawner = OpenBISDockerSpawner(ready_poll_interval=0.01)
-        await spawner._wait_until_answers(f"http://127.0.0.1:{sock.getsockname()[1]}/user/jdoe/")
-        server.stop()
-        return seen
+        probe = socket.create_server(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens: connections are refused
+        spawner = OpenBISDockerSpawner(ready_poll_interval=0.01, ready_poll_limit=60)
+        waiting = asyncio.create_task(spawner._wait_until_listening("127.0.0.1", port))
+        await asyncio.sleep(0.2)
+        still_waiting = not waiting.done()
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+        await asyncio.wait_for(waiting, 30)
+        server.close()
+        return still_waiting
 
-    assert asyncio.run(scenario()) == ["/user/jdoe/"] * 4  # three 503s, then the redirect
+    assert asyncio.run(scenario())  # waited while refused, returned once it listened
 
 
-def test_start_keeps_looking_while_nothing_listens():
+def test_start_leaves_the_rest_of_the_wait_to_jupyterhub():
     async def scenario():
-        [sock] = bind_sockets(0, "127.0.0.1")
-        port = sock.getsockname()[1]
-        sock.close()  # nothing listens there: connections are refused
-        spawner = OpenBISDockerSpawner(ready_poll_interval=0.01, ready_poll_limit=0.3)
-        # gives up after ready_poll_limit, leaving the rest of the wait to JupyterHub
-        await spawner._wait_until_answers(f"http://127.0.0.1:{port}/user/jdoe/")
+        probe = socket.create_server(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        spawner = OpenBISDockerSpawner(ready_poll_interval=0.01, ready_poll_limit=0.2)
+        # returns (no error) after ready_poll_limit: JupyterHub's own wait takes over
+        await asyncio.wait_for(spawner._wait_until_listening("127.0.0.1", port), 30)
 
     asyncio.run(scenario())
 

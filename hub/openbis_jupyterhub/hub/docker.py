@@ -18,22 +18,22 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from dockerspawner import DockerSpawner
-from tornado.httpclient import AsyncHTTPClient
 from traitlets import Float, Integer
 
 HOME = "/home/jovyan"
 
 
 class OpenBISDockerSpawner(DockerSpawner):
-    """DockerSpawner that reports a started server as soon as it answers, and lets several
+    """DockerSpawner that reports a started server as soon as it listens, and lets several
     users' Docker calls run at once.
 
     After ``start()``, JupyterHub waits for the server with an exponential, randomised backoff
     (0.2 s doubling to 5 s): a server ready after 4 s is noticed ~1 s later on average. Here
-    ``start()`` itself looks every ``ready_poll_interval`` until the server answers (any
-    non-5xx, as JupyterHub asks), so JupyterHub's first look finds it. DockerSpawner sends
-    every Docker call of every user through one thread; ``docker_threads`` lets that many
-    calls (several users starting) go to the engine at once."""
+    ``start()`` itself tries to connect every ``ready_poll_interval`` (a refused connection
+    costs next to nothing) and returns once the server's port accepts one; JupyterHub's first
+    HTTP request then waits for the server's answer. DockerSpawner sends every Docker call of
+    every user through one thread; ``docker_threads`` lets that many calls (several users
+    starting) go to the engine at once."""
 
     ready_poll_interval = Float(
         0.05, config=True, help="Seconds between looks at a starting server."
@@ -59,22 +59,19 @@ class OpenBISDockerSpawner(DockerSpawner):
 
     async def start(self):
         ip, port = await super().start()
-        await self._wait_until_answers(f"http://{ip}:{port}{self.server.base_url}")
+        await self._wait_until_listening(ip, port)
         return ip, port
 
-    async def _wait_until_answers(self, url):
-        client = AsyncHTTPClient()
+    async def _wait_until_listening(self, ip, port):
         deadline = time.monotonic() + self.ready_poll_limit
         while time.monotonic() < deadline:
             try:
-                response = await client.fetch(
-                    url, follow_redirects=False, raise_error=False, request_timeout=10
-                )
-            except Exception:  # noqa: BLE001 (not listening yet: refused, reset, ...)
-                response = None
-            if response is not None and response.code < 500:
-                return
-            await asyncio.sleep(self.ready_poll_interval)
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 1)
+            except (TimeoutError, OSError):
+                await asyncio.sleep(self.ready_poll_interval)
+                continue
+            writer.close()
+            return
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
