@@ -15,25 +15,21 @@ against the memory limit) the only writable places; no swap beyond the memory li
 import asyncio
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 from dockerspawner import DockerSpawner
-from traitlets import Float, Integer
+from traitlets import Float
 
 HOME = "/home/jovyan"
 
 
 class OpenBISDockerSpawner(DockerSpawner):
-    """DockerSpawner that reports a started server as soon as it listens, and lets several
-    users' Docker calls run at once.
+    """DockerSpawner that reports a started server as soon as it listens.
 
     After ``start()``, JupyterHub waits for the server with an exponential, randomised backoff
     (0.2 s doubling to 5 s): a server ready after 4 s is noticed ~1 s later on average. Here
     ``start()`` itself tries to connect every ``ready_poll_interval`` (a refused connection
     costs next to nothing) and returns once the server's port accepts one; JupyterHub's first
-    HTTP request then waits for the server's answer. DockerSpawner sends every Docker call of
-    every user through one thread; ``docker_threads`` lets that many calls (several users
-    starting) go to the engine at once."""
+    HTTP request then waits for the server's answer."""
 
     ready_poll_interval = Float(
         0.05, config=True, help="Seconds between looks at a starting server."
@@ -44,18 +40,6 @@ class OpenBISDockerSpawner(DockerSpawner):
         help="""Seconds start() looks for the server before leaving the rest of the wait to
         JupyterHub (Spawner.http_timeout).""",
     )
-    docker_threads = Integer(
-        8, config=True, help="Docker API calls that may run at once, for all users together."
-    )
-
-    _executor = None  # one pool for every user's spawner, as DockerSpawner's
-
-    @property
-    def executor(self):
-        cls = type(self)
-        if cls._executor is None:
-            cls._executor = ThreadPoolExecutor(self.docker_threads, thread_name_prefix="docker")
-        return cls._executor
 
     async def start(self):
         ip, port = await super().start()
