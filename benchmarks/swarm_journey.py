@@ -1,9 +1,10 @@
 """30 concurrent ELN journeys on a three-node Docker Swarm, beside the same on the single-host
 Compose stack: prints, asserts nothing.
 
-Journey (benchmarks/compose_journey.py's, without a browser): a new user's openBIS token, the
-ELN's two POSTs to /hub/openbis-notebook (which start the user's server), then the ELN's link
-followed (token sign-in, OAuth with the user's server) until the notebook page's HTML. All
+Journey (benchmarks/compose_journey.py's hub part, without a browser): a new user's openBIS
+token, the ELN's two POSTs to /hub/openbis-notebook (which start the user's server), then the
+ELN's link followed (token sign-in, OAuth with the user's server) until the notebook page's
+HTML, and the notebook's contents API. All
 CONCURRENT users start at once; each is new (no server, no volume).
 
 - swarm: tests/swarm_cluster.py (the host engine as manager, two worker engines in network
@@ -19,14 +20,12 @@ Run as root: .venv/bin/python -m benchmarks.swarm_journey [--concurrent 30] [--o
 
 import argparse
 import collections
-import math
-import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.compose_journey import ours_without_browser
+from benchmarks.compose_journey import hub_journey, print_outcomes
 from tests.compose_stack import ComposeStack
 from tests.conftest import build_images
 from tests.swarm_cluster import SwarmCluster, run
@@ -34,26 +33,16 @@ from tests.swarm_stack import SwarmStack
 
 
 def crowd(stack, concurrent, label):
-    """All users' journeys at once; returns the printed summary lines' data."""
+    """All users' journeys at once, each a new user; prints the summary, returns the users."""
     users = [f"crowd{i}" for i in range(concurrent)]
     for user in users:
         stack.control.add_user(user, f"{user}-password")
     with ThreadPoolExecutor(concurrent) as pool:
         start = time.perf_counter()
-        runs = [pool.submit(ours_without_browser, stack, user) for user in users]
+        runs = [pool.submit(hub_journey, stack, user, stack.session()) for user in users]
         outcomes = [run.exception() or run.result() for run in runs]
         wall = time.perf_counter() - start
-    times = sorted(t for t in outcomes if isinstance(t, float))
-    errors = [repr(e)[:300] for e in outcomes if not isinstance(e, float)]
-    line = f"{label:<8} {len(times)}/{concurrent} succeeded in {wall:5.1f} s"
-    if times:
-        p95 = times[math.ceil(0.95 * len(times)) - 1]  # nearest rank
-        line += (
-            f"   p50 {statistics.median(times):5.2f} s   p95 {p95:5.2f} s   max {times[-1]:5.2f} s"
-        )
-    print(line, flush=True)
-    for error in errors[:5]:
-        print("  failure:", error)
+    print_outcomes(f"{label:<8}", outcomes, wall)
     return users
 
 

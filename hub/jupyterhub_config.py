@@ -25,6 +25,9 @@ c.JupyterHub.authenticator_class = "openbis"
 configure_handover(c)
 # user servers outlive hub restarts and upgrades; the hub finds them again from its database
 c.JupyterHub.cleanup_servers = False
+# gzip for the hub's pages, scripts and API answers (its versioned static files, ?v=, are
+# cached for good by browsers already); the proxy passes the compressed bodies through
+c.JupyterHub.tornado_settings = {"compress_response": True}
 
 # --- user servers: DockerSpawner, SwarmSpawner or KubeSpawner (JUPYTERHUB_SPAWNER), one module each
 spawners = {"docker": docker, "swarm": swarm, "kubernetes": kubernetes}

@@ -135,6 +135,51 @@ def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_brow
         page.context.close()
 
 
+def cached_for_good(answer):
+    """A year or more in the browser's cache, without asking again."""
+    cache = answer.headers.get("Cache-Control", "")
+    ages = [int(age) for age in re.findall(r"max-age=(\d+)", cache)]
+    return bool(ages) and ages[0] >= 365 * 24 * 3600 and "no-cache" not in cache
+
+
+def test_static_files_are_cached_for_good_and_compressed(compose_stack, jdoe):
+    """What a browser gets for the ELN link's page: its versioned scripts and styles (Notebook 7,
+    the lab extensions, the hub's) kept for good, and everything sent gzip-compressed."""
+    stack = compose_stack
+    browser = stack.session()
+    browser.headers["Accept-Encoding"] = "gzip, deflate"
+    page = browser.get(jdoe["link"], timeout=120)
+    assert page.ok and page.url.startswith(f"{stack.url}/user/JDoe/notebooks/")
+    assert page.headers["Content-Encoding"] == "gzip"
+
+    config = json.loads(
+        re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page.text, re.S).group(1)
+    )
+    # Notebook 7's main script, and each lab extension's entry point (ours among them)
+    scripts = re.findall(r'<script src="([^"]+\?v=[0-9a-f]+)"', page.text)
+    extensions = {e["name"]: e["load"] for e in config["federated_extensions"]}
+    assert "@openbis-jupyterhub/jupyterlab-openbis" in extensions
+    scripts += [
+        f"{config['fullLabextensionsUrl']}/{name}/{load}" for name, load in extensions.items()
+    ]
+    # the hub's own page for a browser that is not signed in yet, with its styles and scripts
+    login = stack.session().get(f"{stack.url}/hub/login", headers=browser.headers, timeout=60)
+    assert login.headers["Content-Encoding"] == "gzip"
+    hub_static = re.findall(r'"(/hub/static/[^"]+\.(?:css|js)\?v=[0-9a-f]+)"', login.text)
+    assert any(".css?" in url for url in hub_static) and any(".js?" in url for url in hub_static)
+
+    for url in scripts + hub_static:
+        answer = browser.get(stack.url + url if url.startswith("/") else url, timeout=60)
+        assert answer.status_code == 200, url
+        assert cached_for_good(answer), (url, answer.headers.get("Cache-Control"))
+        assert answer.headers.get("Content-Encoding") == "gzip", url
+        assert len(answer.content) > 0
+
+    # what is not versioned is checked again each time (a new image's files show at once)
+    page_again = browser.get(page.url, timeout=60)
+    assert not cached_for_good(page_again)
+
+
 # --- 2. running the notebook in the user's container ----------------------------------------
 def test_eln_notebook_runs_and_saves_the_analysis_dataset(compose_stack, admin_token, jdoe):
     stack = compose_stack
