@@ -37,29 +37,10 @@ class ComposeStack:
     ``control``: the double's control API (through its port published on 127.0.0.1)."""
 
     def __init__(self, workdir: Path, hub_image, singleuser_image, double_image, **settings):
-        self.project = f"obcompose-{uuid.uuid4().hex[:8]}"
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        # ./certs is the one folder compose.yaml mounts for certificates; a subfolder per run
-        self.cert_dir = REPO / "certs" / self.project
-        cert, key, self.ca_file = create_certificates(self.cert_dir, [])
         self.settings = {
-            # compose.double.yaml overrides it; compose.yaml insists on a value
-            "OPENBIS_URL": "https://openbis.invalid",
-            "JUPYTERHUB_PUBLIC_URL": self.url,
+            **self.common_settings("obcompose", workdir, hub_image, singleuser_image, double_image),
             "JUPYTERHUB_PORT": f"127.0.0.1:{self.port}",
-            "JUPYTERHUB_SSL_CERT": f"{CERTS_IN_HUB}/{self.project}/{cert.name}",
-            "JUPYTERHUB_SSL_KEY": f"{CERTS_IN_HUB}/{self.project}/{key.name}",
-            "JUPYTERHUB_ADMIN_USERS": "admin",
-            "JUPYTERHUB_MEM_LIMIT": "2G",
-            "JUPYTERHUB_HUB_IMAGE": hub_image,
-            "JUPYTERHUB_SINGLEUSER_IMAGE": singleuser_image,
             "JUPYTERHUB_DOCKER_PROXY_IMAGE": hub_image.replace("/hub:", "/docker-proxy:"),
-            "OPENBIS_DOUBLE_IMAGE": double_image,
-            "JUPYTERHUB_NETWORK": self.project,
-            "JUPYTERHUB_CONTAINER_PREFIX": self.project,
-            "JUPYTERHUB_VOLUME_PREFIX": f"{self.project}-user-",
             **settings,
         }
         self.env_file = workdir / "stack.env"
@@ -92,6 +73,33 @@ class ComposeStack:
         if result.returncode != 0:
             raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{result.stderr[-3000:]}")
         return result.stdout
+
+    def common_settings(self, kind, workdir, hub_image, singleuser_image, double_image) -> dict:
+        """Sets the run's unique ``project`` name, ``workdir``, ``port``, ``url`` and a
+        certificate from a throw-away CA (``ca_file``); returns the settings every stack of
+        ours takes (SwarmStack too)."""
+        self.project = f"{kind}-{uuid.uuid4().hex[:8]}"
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        # ./certs is the one folder compose.yaml mounts for certificates; a subfolder per run
+        self.cert_dir = REPO / "certs" / self.project
+        cert, key, self.ca_file = create_certificates(self.cert_dir, [])
+        return {
+            # the double's compose/stack file overrides it; ours insist on a value
+            "OPENBIS_URL": "https://openbis.invalid",
+            "JUPYTERHUB_PUBLIC_URL": self.url,
+            "JUPYTERHUB_SSL_CERT": f"{CERTS_IN_HUB}/{self.project}/{cert.name}",
+            "JUPYTERHUB_SSL_KEY": f"{CERTS_IN_HUB}/{self.project}/{key.name}",
+            "JUPYTERHUB_ADMIN_USERS": "admin",
+            "JUPYTERHUB_MEM_LIMIT": "2G",
+            "JUPYTERHUB_HUB_IMAGE": hub_image,
+            "JUPYTERHUB_SINGLEUSER_IMAGE": singleuser_image,
+            "OPENBIS_DOUBLE_IMAGE": double_image,
+            "JUPYTERHUB_NETWORK": self.project,
+            "JUPYTERHUB_CONTAINER_PREFIX": self.project,
+            "JUPYTERHUB_VOLUME_PREFIX": f"{self.project}-user-",
+        }
 
     def up(self, timeout=180):
         """Start (or re-create) the stack, wait until the hub answers through its proxy."""

@@ -12,15 +12,13 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 from openbis_jupyterhub.hub.swarm import NETWORK_LABEL
 
 from openbis_double import DoubleControl
-from openbis_double.certs import create_certificates
-from tests.compose_stack import CERTS_IN_HUB, ComposeStack, escape_user
-from tests.hubprocess import REPO, free_port
+from tests.compose_stack import ComposeStack, escape_user
+from tests.hubprocess import REPO
 from tests.swarm_cluster import run
 
 
@@ -29,28 +27,11 @@ class SwarmStack(ComposeStack):
 
     def __init__(self, workdir: Path, cluster, hub_image, singleuser_image, double_image, **env):
         self.cluster = cluster
-        self.project = f"obswarm-{uuid.uuid4().hex[:8]}"
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.cert_dir = REPO / "certs" / self.project
-        cert, key, self.ca_file = create_certificates(self.cert_dir, [])
         self.settings = {
+            **self.common_settings("obswarm", workdir, hub_image, singleuser_image, double_image),
             "STACK_NAME": self.project,
             "STACK_FILE": "deploy/swarm/stack.yaml:deploy/swarm/stack.double.yaml",
-            "OPENBIS_URL": "https://openbis.invalid",  # stack.double.yaml overrides it
-            "JUPYTERHUB_PUBLIC_URL": self.url,
             "JUPYTERHUB_PORT": str(self.port),
-            "JUPYTERHUB_SSL_CERT": f"{CERTS_IN_HUB}/{self.project}/{cert.name}",
-            "JUPYTERHUB_SSL_KEY": f"{CERTS_IN_HUB}/{self.project}/{key.name}",
-            "JUPYTERHUB_ADMIN_USERS": "admin",
-            "JUPYTERHUB_MEM_LIMIT": "2G",
-            "JUPYTERHUB_HUB_IMAGE": hub_image,
-            "JUPYTERHUB_SINGLEUSER_IMAGE": singleuser_image,
-            "OPENBIS_DOUBLE_IMAGE": double_image,
-            "JUPYTERHUB_NETWORK": self.project,
-            "JUPYTERHUB_CONTAINER_PREFIX": self.project,
-            "JUPYTERHUB_VOLUME_PREFIX": f"{self.project}-user-",
             "JUPYTERHUB_SWARM_CONSTRAINTS": "node.role == worker",
             **env,
         }
