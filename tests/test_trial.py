@@ -76,6 +76,13 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     with context.expect_page(timeout=180_000) as opened:
         eln.get_by_role("button", name="New Jupyter Notebook").click()
     notebook = opened.value
+    # the kernel's websocket, from the page's first load on (JupyterLab opens it as it loads):
+    # one that closes while the cells run (below) lost what was sent on it
+    running = []
+    notebook.on(
+        "websocket",
+        lambda ws: ws.on("close", lambda _: running and network.aborted.append(ws.url)),
+    )
     title = notebook.get_by_role("heading", name="Jupyter notebook title, modify me!")
     cell = notebook.locator(".jp-CodeCell .cm-content", has_text="fileName='analysis.ipynb'")
     try:
@@ -94,16 +101,17 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     # Run > Run All Cells, as a person does; the last cell saves the analysis to openBIS. A
     # network change (tests/browser.py) also drops the kernel's websocket, and executions sent
     # meanwhile are lost: then reload and run all again, as a person would.
-    notebook.on("websocket", lambda ws: ws.on("close", lambda _: network.aborted.append(ws.url)))
     created = []
     for _ in range(3):
         network.aborted.clear()
+        running[:] = [True]
         notebook.get_by_role("menuitem", name="Run", exact=True).click()
         notebook.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         deadline = time.monotonic() + 240
         while not created and not network.aborted and time.monotonic() < deadline:
             created = trial["control"].created_datasets()
             time.sleep(1)
+        running.clear()  # a reload below closes the websocket too
         if created or not network.aborted:
             break
         network.load(
@@ -112,8 +120,19 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
             lambda: title.is_visible() and cell.is_visible(),
             180_000,
         )
-    errors = notebook.locator(".jp-OutputArea-output.jp-RenderedText[data-mime-type*=error]")
-    assert created, f"Run All did not save the analysis: {errors.all_inner_texts()[:2]}"
+    if not created:  # what a person would look at: outputs, prompts, dialogs, the server's log
+        errors = notebook.locator(".jp-OutputArea-output.jp-RenderedText[data-mime-type*=error]")
+        prompts = notebook.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        dialogs = notebook.locator(".jp-Dialog-content").all_inner_texts()
+        log = subprocess.run(
+            ["docker", "logs", "--tail", "30", f"{trial['name']}--4a-44oe"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        raise AssertionError(
+            f"Run All did not save the analysis: errors {errors.all_inner_texts()[:2]}, "
+            f"prompts {prompts}, dialogs {dialogs}, "
+            f"the server's log:\n{log.stdout[-4000:]}{log.stderr[-4000:]}"
+        )
     dataset = created[0]
     assert (dataset["type"], dataset["registrator"]) == ("ANALYSIS_NOTEBOOK", "JDoe")
     assert dataset["parents"] == [seed.CSV_DATASET]
