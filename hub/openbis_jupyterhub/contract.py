@@ -27,6 +27,7 @@ sends it (``hand_over_token``, when a server becomes ready and after every sign-
 ``singleuser.TokenHandler`` receives it; both build their side from this module.
 """
 
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -38,6 +39,8 @@ ENV_OPENBIS_CA_CERT = "OPENBIS_CA_CERT"  # PEM text of an internal CA (the image
 TOKEN_PATH = "openbis/token"  # noqa: S105 (a URL path)
 NOTEBOOKS_PATH = "openbis/notebooks"
 REOPEN_PATH = "openbis/api/reopen"  # the panel's API; the user and the hand-over call it
+# what both sides accept as a dataset permId (20240115093000000-4); \Z: $ allows a final "\n"
+PERM_ID = re.compile(r"^\d{17}-\d+\Z")
 
 # --- who may call them: the hub, as this JupyterHub service ----------------------------------
 HANDOVER_SERVICE = "openbis-handover"

@@ -4,9 +4,9 @@ import json
 
 import nbformat
 import pytest
+from openbis_jupyterhub.contract import PERM_ID
 from openbis_jupyterhub.hub.auth import _without_token
 from openbis_jupyterhub.hub.handlers import (
-    PERM_ID,
     NotebookEndpoint,
     ReopenAnalysisHandler,
     _reason_of,
@@ -97,7 +97,7 @@ def test_the_rerun_link_is_registered_with_the_sign_in():
         ("", False),
     ],
 )
-def test_rerun_link_takes_dataset_perm_ids_only(text, ok):
+def test_rerun_link_and_panel_take_dataset_perm_ids_only(text, ok):
     assert bool(PERM_ID.match(text)) is ok
 
 

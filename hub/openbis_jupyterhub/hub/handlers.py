@@ -24,7 +24,6 @@ notebook opens in JupyterLab with the environment banner.
 
 import asyncio
 import json
-import re
 from html import escape
 from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlparse
@@ -399,7 +398,6 @@ REOPEN_PAGE = """{% extends "page.html" %}
 </div>
 {% endblock %}
 """
-PERM_ID = re.compile(r"^\d{17}-\d+\Z")  # 20240115093000000-4; \Z: $ allows a final "\n"
 REOPEN_TIMEOUT = 600  # seconds: the server fetches every file saved with the notebook
 OUTDATED_FOR_REOPEN = (
     "Your Jupyter server cannot re-open analyses: it was started before the hub's last "
@@ -419,7 +417,7 @@ class ReopenAnalysisHandler(_NotebookWriter, BaseHandler):
     """
 
     def _perm_id(self, perm_id: str) -> str:
-        if not PERM_ID.match(perm_id):
+        if not contract.PERM_ID.match(perm_id):
             shown = repr(perm_id[:80]) + ("…" if len(perm_id) > 80 else "")
             raise http_error(
                 400, f"{shown} is not an openBIS dataset permId (like 20240115093000000-4): "

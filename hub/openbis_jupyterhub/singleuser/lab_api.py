@@ -58,7 +58,6 @@ LIST_LIMIT = 500  # entries per hierarchy level or search kind
 ANALYSIS_TYPE = "ANALYSIS_NOTEBOOK"
 MARKER = ".openbis-dataset.json"  # written into the folder of a re-opened analysis
 ENVIRONMENT_FILES = ("runtime.txt", "requirements.txt", "image.txt")
-PERM_ID = re.compile(r"^\d{17}-\d+\Z")  # not $: it also matches before a final newline
 
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="openbis-lab")
 
@@ -316,7 +315,7 @@ def search(o, query: str) -> list[dict]:
                 node["id"] = node["permId"]
             found.setdefault((kind, node["permId"]), node)
 
-    is_perm_id = PERM_ID.match(query)
+    is_perm_id = contract.PERM_ID.match(query)
     by_id = {"permId": query} if is_perm_id else {"code": query.upper()}
     name = {"$NAME": f"*{query}*"}
     if query.startswith("/"):
@@ -379,7 +378,7 @@ class Job:
 
 
 def check_perm_id(perm_id) -> str:
-    if not isinstance(perm_id, str) or not PERM_ID.match(perm_id):
+    if not isinstance(perm_id, str) or not contract.PERM_ID.match(perm_id):
         raise ApiError(400, f"{perm_id!r} is not a dataset permId (like 20240115093000000-4).")
     return perm_id
 
@@ -626,7 +625,7 @@ def save_dataset(o, root, request: dict) -> dict:
         raise ApiError(400, "Pick an object or a collection to attach the dataset to.")
     parents = request.get("parents") or []
     if not isinstance(parents, list) or not all(
-        isinstance(p, str) and PERM_ID.match(p) for p in parents
+        isinstance(p, str) and contract.PERM_ID.match(p) for p in parents
     ):
         raise ApiError(400, "Parents must be a list of dataset permIds.")
     dataset_type = str(request.get("type") or ANALYSIS_TYPE).upper()
