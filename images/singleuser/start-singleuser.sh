@@ -1,7 +1,8 @@
 #!/bin/bash
 # Start the user's server the docker-stacks way: run every hook in before-notebook.d
 # (*.sh are sourced so they can export variables, other executables are run), log a
-# failing hook and go on, then become jupyterhub-singleuser.
+# failing hook and go on, then become jupyterhub-singleuser (as openbis-singleuser, which
+# leaves out the hub's own code: hub/openbis_jupyterhub/singleuser/launch.py).
 hooks=/usr/local/bin/before-notebook.d
 for hook in "$hooks"/*; do
     case "$hook" in
@@ -14,4 +15,4 @@ for hook in "$hooks"/*; do
             fi ;;
     esac
 done
-exec jupyterhub-singleuser "$@"
+exec openbis-singleuser "$@"

@@ -1,7 +1,10 @@
 """What runs in user servers, without a server: session hints, openbis-data's arguments,
 the token file, Docker names of odd openBIS user ids."""
 
+import json
 import stat
+import subprocess
+import sys
 
 import pytest
 from dockerspawner.dockerspawner import DockerSpawner
@@ -54,3 +57,44 @@ def test_saved_token_is_private_and_replaced_whole(tmp_path):
 def test_docker_names_keep_case_apart(user_id, escaped):
     # what the README promises: volumes jupyterhub-user-{escaped}, never shared by JDoe and jdoe
     assert DockerSpawner(user=None).escape(user_id) == escaped
+
+
+# openbis-singleuser (launch.py), in a fresh interpreter each: what it imports is the point
+LAUNCHED = """
+import json, logging, sys
+from unittest import mock
+from openbis_jupyterhub.singleuser.launch import without_hub_code
+without_hub_code()
+import jupyterhub.singleuser  # what jupyterhub-singleuser imports
+from jupyterhub.log import log_request
+from tornado.httputil import HTTPServerRequest
+from tornado.web import Application, RequestHandler
+loaded = [name for name in ("sqlalchemy.orm", "alembic", "mako") if name in sys.modules]
+logged = []
+access = logging.getLogger("tornado.access")
+access.setLevel(logging.DEBUG)
+access.addFilter(lambda record: logged.append([record.levelname, record.getMessage()]))
+request = HTTPServerRequest("GET", "/user/a/api/status", connection=mock.Mock())
+log_request(RequestHandler(Application(), request))
+from jupyterhub import orm
+print(json.dumps({"loaded": loaded, "logged": logged, "users table": orm.User.__tablename__}))
+"""
+
+
+def test_the_user_server_runs_without_the_hub_database_layer():
+    """openbis-singleuser imports jupyterhub.singleuser without SQLAlchemy's ORM, Alembic or
+    Mako (about 30 MiB of each idle server); JupyterHub's request log still logs a user's
+    request, and the hub's modules still load when something asks for them."""
+    out = subprocess.run([sys.executable, "-c", LAUNCHED], capture_output=True, text=True,
+                         check=True, timeout=120)  # fmt: skip
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["loaded"] == []
+    [[level, message]] = result["logged"]
+    assert level == "INFO" and message.startswith("200 GET /user/a/api/status")
+    assert result["users table"] == "users"
+
+
+def test_the_launcher_refuses_to_come_after_jupyterhub():
+    code = "import jupyterhub; from openbis_jupyterhub.singleuser import launch; launch.main()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "imported before the launcher" in out.stderr
