@@ -7,7 +7,7 @@ its kernel is idle. Split, from the browser's own Navigation and Resource Timing
 
 - hub time: the two POSTs (the first one starts a new user's server and waits for it) + until
   the notebook page's HTML has arrived (sign-in, OAuth redirects) + the notebook's contents API
-  requests;
+  requests (the notebook itself; not the listings of its checkpoints);
 - browser time: the rest (scripts, styles, rendering, the kernel's start).
 
 Scenarios, median of RUNS each:
@@ -79,11 +79,13 @@ READY = """name => {
 }"""
 # seconds from the navigation's start until the page's HTML had arrived, and the contents
 # API requests for the notebook (from sending each to its answer's end: not the time a request
-# waits for one of the browser's connections)
+# waits for one of the browser's connections); not Notebook 7's listings of the notebook's
+# checkpoints (…/checkpoints, for its "Last Checkpoint" line, several per page load)
 TIMING = """name => {
   const nav = performance.getEntriesByType('navigation')[0];
   const contents = performance.getEntriesByType('resource')
-    .filter(e => e.name.includes('/api/contents/') && e.name.includes(encodeURIComponent(name)));
+    .filter(e => e.name.includes('/api/contents/') && e.name.includes(encodeURIComponent(name))
+                 && !e.name.includes('/checkpoints'));
   const sent = e => e.requestStart || e.startTime;
   return {html: nav.responseEnd / 1000,
           contents: contents.reduce((sum, e) => sum + e.responseEnd - sent(e), 0) / 1000};

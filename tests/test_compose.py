@@ -71,8 +71,13 @@ def open_notebook(browser, link, file_name, timeout=120_000):
 
 def contents(stack, token, user, path, **params):
     """The Jupyter contents API of ``user``'s server (through the hub's proxy)."""
+    return server_api(stack, token, user, f"contents/{path}", **params)
+
+
+def server_api(stack, token, user, path, **params):
+    """A GET of ``user``'s server's Jupyter API (through the hub's proxy)."""
     return requests.get(
-        f"{stack.url}/user/{user}/api/contents/{path}",
+        f"{stack.url}/user/{user}/api/{path}",
         params=params,
         headers={"Authorization": f"token {token}"},
         verify=stack.ca_file,
@@ -123,6 +128,12 @@ def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_brow
     volumes = {m["Name"] for m in container["Mounts"] if m["Destination"] == "/home/jovyan"}
     assert volumes == {f"{stack.project}-user-{escape_user(user)}"}
     assert file_bytes(stack, admin_token, user, written["path"]) == sent
+    # the notebook's kernel starts now, before the browser asks for it
+    deadline = time.monotonic() + 60
+    while not (started := kernels_of(stack, admin_token, user, written["path"])):
+        assert time.monotonic() < deadline, "no kernel started for the new notebook"
+        time.sleep(0.1)
+    assert [name for _, name in started] == ["python3"]
 
     link = eln_link(stack, token, f"/user/{user}/notebooks/{FOLDER}/{written['fileName']}")
     page = open_notebook(hub_browser, link, written["fileName"])
@@ -131,8 +142,25 @@ def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_brow
         assert token not in page.url
         parents = page.locator(".jp-CodeCell .cm-content", has_text="resultDatasetParents=")
         assert parents.inner_text() == f'resultDatasetParents=["{RAW_CSV}","{RAW_BIN}"]'
+        page.locator(KERNEL_IDLE).wait_for(timeout=60_000)
+        # the page joined that kernel: one kernel for the notebook, one on the server
+        assert kernels_of(stack, admin_token, user, written["path"]) == started
+        assert len(server_api(stack, admin_token, user, "kernels").json()) == 1
     finally:
         page.context.close()
+
+
+KERNEL_IDLE = (
+    '.jp-Notebook-ExecutionIndicator[data-status="idle"],'
+    ' .jp-Toolbar-kernelStatus[title="Kernel Idle"]'
+)
+
+
+def kernels_of(stack, token, user, path):
+    """(id, name) of the kernels of the sessions ``user``'s server has for the notebook at
+    ``path``."""
+    sessions = server_api(stack, token, user, "sessions").json()
+    return [(s["kernel"]["id"], s["kernel"]["name"]) for s in sessions if s["path"] == path]
 
 
 def cached_for_good(answer):

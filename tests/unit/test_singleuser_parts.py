@@ -1,17 +1,22 @@
 """What runs in user servers, without a server: session hints, openbis-data's arguments,
-the token file, Docker names of odd openBIS user ids."""
+the token file, Docker names of odd openBIS user ids, the launcher, kernels started ahead."""
 
+import asyncio
 import json
 import stat
 import subprocess
 import sys
 
+import nbformat
 import pytest
 from dockerspawner.dockerspawner import DockerSpawner
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from openbis_jupyterhub import contract
-from openbis_jupyterhub.singleuser import save_token
+from openbis_jupyterhub.singleuser import kernel_name, save_token
 from openbis_jupyterhub.singleuser.data_cli import parse_args
 from openbis_jupyterhub.singleuser.session_hint import is_session_expired
+from openbis_jupyterhub.singleuser.sessions import OpenBISSessionManager
 
 
 @pytest.mark.parametrize(
@@ -98,3 +103,36 @@ def test_the_launcher_refuses_to_come_after_jupyterhub():
     code = "import jupyterhub; from openbis_jupyterhub.singleuser import launch; launch.main()"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "imported before the launcher" in out.stderr
+
+
+def test_a_page_asking_while_the_notebooks_kernel_starts_joins_it(tmp_path):
+    """The kernel started for an ELN notebook and the page's own request for a session (which
+    jupyter_server answers with session_exists, then create_session) make one kernel."""
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "a.ipynb")
+    kernels = AsyncMappingKernelManager(root_dir=str(tmp_path))
+    sessions = OpenBISSessionManager(
+        kernel_manager=kernels, contents_manager=AsyncLargeFileManager(root_dir=str(tmp_path))
+    )
+
+    async def scenario():
+        sessions.start_for_notebook("a.ipynb", "python3")
+        await asyncio.sleep(0)  # the start is under way, its kernel not yet running
+        assert not await sessions.list_sessions()
+        exists = await sessions.session_exists("a.ipynb")  # the page's POST /api/sessions
+        listed = await sessions.list_sessions()
+        await kernels.shutdown_all()
+        return exists, listed
+
+    exists, listed = asyncio.run(scenario())
+    assert exists
+    assert [(s["path"], s["kernel"]["name"]) for s in listed] == [("a.ipynb", "python3")]
+
+
+def test_kernel_name_of_a_notebook():
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "ir", "display_name": "R"}}
+    )
+    assert kernel_name(nbformat.writes(notebook).encode()) == "ir"
+    assert kernel_name(nbformat.writes(nbformat.v4.new_notebook()).encode()) is None
+    assert kernel_name(b"not json") is None
+    assert kernel_name(b'{"metadata": {"kernelspec": {"name": 3}}}') is None

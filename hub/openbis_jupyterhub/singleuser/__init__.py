@@ -7,6 +7,8 @@
   has the server write a notebook into its own home, under the first free name, never
   overwriting a file (exclusive create). Writing from inside the server means no host
   path is shared between hub and user containers (works on Swarm and Kubernetes too).
+  The notebook's kernel (its ``metadata.kernelspec.name``) starts at once in a session for
+  its path (``sessions.py``), which the page joins when the browser follows the ELN's link.
 
 Both endpoints answer only the hub: JupyterHub's own authentication of this server checks
 the request's token with the hub, and the handlers accept only the hand-over service's
@@ -84,7 +86,13 @@ class NotebookHandler(_HubOnlyHandler):
             name = next(n for n in numbered_names(filename) if not (directory / n).exists())
         else:
             name = self._write_new(directory, filename, self.request.body)
-        self.finish({"fileName": name, "path": "/".join([*folder, name])})
+        path = "/".join([*folder, name])
+        self.finish({"fileName": name, "path": path})
+        # the image's session manager (sessions.py) starts the notebook's kernel now
+        start = getattr(self.session_manager, "start_for_notebook", None)
+        kernel = None if test else kernel_name(self.request.body)
+        if start and kernel in self.kernel_spec_manager.find_kernel_specs():
+            start(path, kernel)
 
     def _write_new(self, directory: Path, filename: str, content: bytes) -> str:
         # checked before mkdir: a symbolic link in the folder must not create folders elsewhere
@@ -100,6 +108,15 @@ class NotebookHandler(_HubOnlyHandler):
                 f.write(content)
             return name
         raise web.HTTPError(409, f"No free file name left for {filename!r}.")
+
+
+def kernel_name(notebook: bytes) -> str | None:
+    """The kernel a notebook asks for (``metadata.kernelspec.name``), if it names one."""
+    try:
+        name = json.loads(notebook)["metadata"]["kernelspec"]["name"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _jupyter_server_extension_points():

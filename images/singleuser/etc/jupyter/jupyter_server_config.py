@@ -36,3 +36,7 @@ c.ServerApp.static_immutable_cache = [
     for root in jupyter_path("labextensions")
     for static in glob.glob(f"{root}/**/static", recursive=True)
 ]
+
+# A notebook the ELN writes has its kernel started at once, before the browser asks for it
+# (hub/openbis_jupyterhub/singleuser/sessions.py)
+c.ServerApp.session_manager_class = "openbis_jupyterhub.singleuser.sessions.OpenBISSessionManager"
