@@ -321,7 +321,7 @@ def test_tab_completes_modules_not_yet_imported_and_builtins(server):
         "import os\nos.path.jo": "join",
     }
     result = server.exec("python", "-c", COMPLETE, *expected)
-    matches = dict(zip(expected, json.loads(result.stdout.splitlines()[-1])))
+    matches = dict(zip(expected, json.loads(result.stdout.splitlines()[-1]), strict=True))
     assert {code: word in matches[code] for code, word in expected.items()} == dict.fromkeys(
         expected, True
     ), matches
