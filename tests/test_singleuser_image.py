@@ -108,6 +108,25 @@ SERVER_REQUEST = textwrap.dedent(
     sys.stdout.write(body.decode())
     """
 )
+# Asks a new Python kernel for completions as the notebook's Tab key does; prints the matches
+# of each code (cursor at its end) as one JSON list.
+COMPLETE = SERVER_ENVIRONMENT + textwrap.dedent(
+    """
+    import json, sys
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        matches = [
+            client.complete(code, len(code), reply=True, timeout=60)["content"]["matches"]
+            for code in sys.argv[1:]
+        ]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    print(json.dumps(matches))
+    """
+)
 # Runs a command as a terminal of the user's server would.
 RUN_COMMAND = SERVER_ENVIRONMENT + "import sys\nos.execvp(sys.argv[1], sys.argv[1:])\n"
 SERVER_COMMAND = ["bash", "-c", 'python -c "$0" & exec start-singleuser.sh', HUB_STAND_IN]
@@ -285,6 +304,27 @@ def test_jupyterlab_notebook_7_and_a_terminal_open(server):
     assert server.request("GET", "tree")[0] == 200  # Notebook 7
     status, terminal = server.request("POST", "api/terminals")
     assert status == 200 and json.loads(terminal)["name"]
+
+
+def test_the_language_menu_offers_english(server):
+    # JupyterLab's Settings > Language lists what this answers
+    status, body = server.request("GET", "lab/api/translations")
+    assert status == 200
+    assert json.loads(body)["data"] == {"en": {"displayName": "English", "nativeName": "English"}}
+
+
+def test_tab_completes_modules_not_yet_imported_and_builtins(server):
+    expected = {
+        "import requests\nrequests.ge": "get",
+        "import pybis\npybis.Open": "Openbis",
+        '"abc".up': "upper",
+        "import os\nos.path.jo": "join",
+    }
+    result = server.exec("python", "-c", COMPLETE, *expected)
+    matches = dict(zip(expected, json.loads(result.stdout.splitlines()[-1]), strict=True))
+    assert {code: word in matches[code] for code, word in expected.items()} == dict.fromkeys(
+        expected, True
+    ), matches
 
 
 @pytest.mark.parametrize(
