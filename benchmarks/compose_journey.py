@@ -28,7 +28,8 @@ second. A run whose page load is aborted all the same is done again and counted.
 --load: SIGNED_IN users signed in to the hub (cookies, no servers), CONCURRENT of them doing the
 cold journey at once up to the notebook's HTML and contents API (an HTTP client, no Chromium:
 browsers rendering on this machine's two cores would measure the machine). Prints p50/p95, the
-hub container's CPU seconds and peak memory, errors; ours, then the baseline (each stack alone
+hub container's CPU seconds and peak memory, errors, and where the machine's CPU went (user
+servers, Docker engine, hub, the rest) per journey; ours, then the baseline (each stack alone
 on the engine while it runs).
 
 Run: .venv/bin/python -m benchmarks.compose_journey [--runs 5] [--baseline-tag latest]
@@ -406,6 +407,55 @@ class HubUsage:
         self.cpu = self._stats() - self.cpu_start
 
 
+class MachineUsage:
+    """Where the machine's CPU went while the block runs: all of it (/proc/stat), the Docker
+    engine (dockerd, containerd and its shims, with the runc runs they waited for) and, read at
+    the end, the CPU of ``containers()`` (the users' servers)."""
+
+    ENGINE = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2")
+
+    def __init__(self, containers):
+        self.api = docker.from_env().api
+        self.containers = containers
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _busy(self):
+        fields = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return (sum(fields) - fields[3] - fields[4]) / self.tick  # not idle, not iowait
+
+    def _engine(self):
+        """CPU seconds of the engine's processes, each with its waited-for children."""
+        total = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            if name in self.ENGINE:
+                times = text[text.rindex(")") + 2 :].split()[11:15]  # utime stime cutime cstime
+                total[stat.parent.name] = sum(int(t) for t in times) / self.tick
+        return total
+
+    def __enter__(self):
+        self.busy, self.engine = self._busy(), self._engine()
+        return self
+
+    def __exit__(self, *exc):
+        self.busy = self._busy() - self.busy
+        engine = self._engine()
+        self.engine = sum(cpu - self.engine.get(pid, 0.0) for pid, cpu in engine.items())
+        self.servers = (
+            sum(
+                self.api.stats(c, stream=False, one_shot=True)["cpu_stats"]["cpu_usage"][
+                    "total_usage"
+                ]
+                for c in self.containers()
+            )
+            / 1e9
+        )
+
+
 def load_run(stack, label, signed, concurrent):
     users = [f"crowd{i}" for i in range(signed)]
     for user in users:
@@ -413,7 +463,16 @@ def load_run(stack, label, signed, concurrent):
     with ThreadPoolExecutor(16) as pool:
         sessions = list(pool.map(lambda u: signed_in(stack, u), users))
     openers = list(zip(users, sessions, strict=True))[:concurrent]
-    with HubUsage(stack.hub_container_id()) as usage, ThreadPoolExecutor(concurrent) as pool:
+
+    def servers():
+        found = (stack.user_container(user) for user, _ in openers)
+        return [container["Id"] for container in found if container]
+
+    with (
+        MachineUsage(servers) as machine,
+        HubUsage(stack.hub_container_id()) as usage,
+        ThreadPoolExecutor(concurrent) as pool,
+    ):
         runs = [pool.submit(hub_journey, stack, user, session) for user, session in openers]
         outcomes = [run.exception() or run.result() for run in runs]
     title = f"{label}: {signed} signed in, {concurrent} open an ELN notebook at once"
@@ -421,6 +480,14 @@ def load_run(stack, label, signed, concurrent):
     print(
         f"  hub container: {usage.cpu:.1f} CPU s ({usage.cpu / usage.wall:.2f} cores), "
         f"peak memory {usage.peak:.0f} MiB"
+    )
+    rest = machine.busy - machine.servers - machine.engine - usage.cpu
+    print(
+        f"  the machine: {machine.busy:.1f} CPU s ({machine.busy / usage.wall:.2f} of "
+        f"{os.cpu_count()} cores), {machine.busy / concurrent:.2f} per journey: user servers "
+        f"{machine.servers / concurrent:.2f}, Docker engine {machine.engine / concurrent:.2f}, "
+        f"hub {usage.cpu / concurrent:.2f}, the rest {rest / concurrent:.2f} (proxy, openBIS "
+        "double, this client)"
     )
     return times
 
