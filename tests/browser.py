@@ -40,9 +40,12 @@ class NetworkChanges:
             except PlaywrightError as e:
                 if "ERR_NETWORK_CHANGED" not in str(e):
                     # or Chromium's error page took the tab first ("interrupted by another
-                    # navigation to chrome-error://"): then the failed request says why
+                    # navigation to chrome-error://"): then the failed request says why, or
+                    # else the error page itself (its error code)
                     page.wait_for_timeout(500)
-                    if "chrome-error://" not in str(e) or not self.aborted:
+                    if "chrome-error://" not in str(e) or not (
+                        self.aborted or "ERR_NETWORK_CHANGED" in error_page(page)
+                    ):
                         raise
                 self.aborted.append(page.url)
             first = False
@@ -59,3 +62,11 @@ class NetworkChanges:
             f"the page was not ready within {timeout / 1000} s ({reloads} reloads after "
             f"ERR_NETWORK_CHANGED, last aborted: {self.aborted[:3]})"
         )
+
+
+def error_page(page) -> str:
+    """The text of the tab's page when it is Chromium's own error page, else ''."""
+    try:
+        return page.content() if page.url.startswith("chrome-error://") else ""
+    except PlaywrightError:  # navigating again
+        return ""
