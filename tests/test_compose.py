@@ -53,11 +53,14 @@ def jdoe(compose_stack):
     return {"written": written, "link": link}
 
 
-def open_notebook(browser, link, file_name, timeout=120_000):
+def open_notebook(browser, link, file_name, timeout=120_000, asked=None):
     """Open ``link`` in a fresh browser profile; return the page once it shows the notebook's
     cells: the rendered title and the code cell holding the file name (reloaded when Docker's
-    network changes abort its loading, tests/browser.py)."""
+    network changes abort its loading, tests/browser.py). ``asked``: a list that gets the URL
+    of every request the page makes."""
     context = browser.new_context()
+    if asked is not None:
+        context.on("request", lambda request: asked.append(request.url))
     page = context.new_page()
     title = page.get_by_role("heading", name="Jupyter notebook title, modify me!")
     cell = page.locator(".jp-CodeCell .cm-content", has_text=f"fileName='{file_name}'")
@@ -136,7 +139,8 @@ def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_brow
     assert [name for _, name in started] == ["python3"]
 
     link = eln_link(stack, token, f"/user/{user}/notebooks/{FOLDER}/{written['fileName']}")
-    page = open_notebook(hub_browser, link, written["fileName"])
+    asked = []
+    page = open_notebook(hub_browser, link, written["fileName"], asked=asked)
     try:
         assert page.url == f"{stack.url}/user/{user}/notebooks/growth%20analyses/run%201.ipynb"
         assert token not in page.url
@@ -146,6 +150,9 @@ def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_brow
         # the page joined that kernel: one kernel for the notebook, one on the server
         assert kernels_of(stack, admin_token, user, written["path"]) == started
         assert len(server_api(stack, admin_token, user, "kernels").json()) == 1
+        # the openBIS panel, in Notebook 7's collapsed sidebar, asks openBIS nothing unopened
+        panel_api = ("/openbis/api/status", "/openbis/api/children", "/openbis/api/notebook-")
+        assert not [url for url in asked if any(path in url for path in panel_api)]
     finally:
         page.context.close()
 

@@ -1,4 +1,5 @@
 import { Notification } from '@jupyterlab/apputils';
+import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { ApiError, post, query, requestAPI } from './api';
@@ -79,7 +80,29 @@ export class OpenbisPanel extends Widget {
     this.node.setAttribute('role', 'region');
     this.node.setAttribute('aria-label', 'openBIS');
     this.build();
-    void this.refresh();
+  }
+
+  /** The session, the tree and the save form's openBIS context are read when the panel is
+   * first shown, not at every page load: in Notebook 7 (the ELN's links) the panel sits in a
+   * collapsed sidebar, and those openBIS requests competed with the notebook's own loading. */
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.firstShown();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (this.isVisible) {
+      this.firstShown(); // attached where it is seen at once (no after-show then)
+    }
+  }
+
+  private firstShown(): void {
+    if (!this.shown) {
+      this.shown = true;
+      void this.refresh();
+      void this.notebookChanged();
+    }
   }
 
   status: IStatus | null = null;
@@ -153,7 +176,7 @@ export class OpenbisPanel extends Widget {
     const nb = this.host.currentNotebook();
     this.form.notebook.textContent = nb ? nb.path : 'no notebook open';
     const path = nb?.path ?? null;
-    if (path === this.prefilledFor) {
+    if (!this.shown || path === this.prefilledFor) {
       return;
     }
     this.prefilledFor = path;
@@ -239,6 +262,7 @@ export class OpenbisPanel extends Widget {
 
   private historyId = '';
   private prefilledFor: string | null = null;
+  private shown = false;
   private header = el('div', { class: 'jp-OpenbisPanel-status', 'aria-live': 'polite' });
   private hint = el('div', { class: 'jp-OpenbisPanel-hint', role: 'alert' });
   private searchInput = el('input', {
