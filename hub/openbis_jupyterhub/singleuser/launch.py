@@ -4,15 +4,16 @@
 imports the hub's page handlers (``jupyterhub.handlers.pages``) for one class,
 ``HealthCheckHandler``, whose requests it logs quietly. Through them, and through
 ``jupyterhub.scopes`` (which ``jupyterhub.services.auth`` imports for one function), comes the
-hub's database layer: ``jupyterhub.orm``, SQLAlchemy, Alembic, Mako. A user's server never
-runs any of it, yet it costs every idle server about 30 MiB of memory and every start about
-0.3 s of imports (issue 14; ``benchmarks.singleuser`` measures both).
+hub's database layer: ``jupyterhub.orm``, SQLAlchemy's ORM, Alembic, Mako. A user's server
+never runs any of it, yet it cost every idle server about 21 MiB of memory and every start
+about 0.2 s of imports (issue 14; ``benchmarks.singleuser`` measures both). SQLAlchemy's core
+stays: ``jupyterhub.utils`` takes an exception class from it.
 
 So, before JupyterHub's code is imported:
 
 - ``jupyterhub.handlers.pages`` is a module with only ``HealthCheckHandler``: a user's server
   has no such handler, so ``jupyterhub.log`` logs every request as it did;
-- ``jupyterhub.orm``, ``jupyterhub.roles`` and ``sqlalchemy`` load when first used
+- ``jupyterhub.orm`` and ``jupyterhub.roles`` load when first used
   (``importlib.util.LazyLoader``) instead of when ``jupyterhub.scopes`` is imported: only the
   hub's side of ``jupyterhub.scopes`` uses them.
 
@@ -28,7 +29,7 @@ import importlib.util
 import sys
 import types
 
-LAZY = frozenset({"jupyterhub.orm", "jupyterhub.roles", "sqlalchemy"})
+LAZY = frozenset({"jupyterhub.orm", "jupyterhub.roles"})
 PAGES = "jupyterhub.handlers.pages"
 
 
