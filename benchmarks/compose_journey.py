@@ -40,6 +40,7 @@ Run: .venv/bin/python -m benchmarks.compose_journey [--runs 5] [--baseline-tag l
 import argparse
 import asyncio
 import ctypes
+import json
 import math
 import os
 import socket
@@ -57,6 +58,7 @@ import docker
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
+from tests.browser import KERNEL_IDLE
 from tests.compose_stack import ELN_ORIGIN, ComposeStack
 from tests.conftest import CHROMIUM_ARGS, build_images
 from tests.eln import eln_new_notebook, eln_notebook
@@ -69,15 +71,18 @@ OWNER = {"@type": "as.dto.experiment.Experiment", "identifier": {"identifier": "
 FOLDER = "bench"
 TIMEOUT_MS = 300_000
 # the notebook is there: its title, the cell with its file name, an idle kernel
-READY = """name => {
+READY = (
+    """name => {
   const heading = [...document.querySelectorAll('.jp-MarkdownCell h1')]
     .some(h => h.textContent.includes('Jupyter notebook title'));
   const cell = [...document.querySelectorAll('.jp-CodeCell .cm-content')]
     .some(c => c.textContent.includes(`fileName='${name}'`));
-  const idle = document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"],'
-    + ' .jp-Toolbar-kernelStatus[title="Kernel Idle"]');
+  const idle = document.querySelector("""
+    + json.dumps(KERNEL_IDLE)
+    + """);
   return heading && cell && idle !== null;
 }"""
+)
 # seconds from the navigation's start until the page's HTML had arrived, and the contents
 # API requests for the notebook (from sending each to its answer's end: not the time a request
 # waits for one of the browser's connections); not Notebook 7's listings of the notebook's
@@ -388,7 +393,7 @@ class HubUsage:
         # what `docker stats` shows: usage without the page cache
         cache = memory.get("stats", {}).get("total_inactive_file", 0)
         self.peak = max(self.peak, (memory.get("usage", 0) - cache) / 2**20)
-        return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+        return cpu_seconds(stats)
 
     def _sample(self):
         while not self._stop.wait(0.5):
@@ -412,7 +417,8 @@ class MachineUsage:
     engine (dockerd, containerd and its shims, with the runc runs they waited for) and, read at
     the end, the CPU of ``containers()`` (the users' servers)."""
 
-    ENGINE = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2")
+    # as /proc/<pid>/stat names them: cut to 15 characters (containerd-shim-runc-v2 too)
+    ENGINE = ("dockerd", "containerd", "containerd-shim")
 
     def __init__(self, containers):
         self.api = docker.from_env().api
@@ -445,15 +451,14 @@ class MachineUsage:
         self.busy = self._busy() - self.busy
         engine = self._engine()
         self.engine = sum(cpu - self.engine.get(pid, 0.0) for pid, cpu in engine.items())
-        self.servers = (
-            sum(
-                self.api.stats(c, stream=False, one_shot=True)["cpu_stats"]["cpu_usage"][
-                    "total_usage"
-                ]
-                for c in self.containers()
-            )
-            / 1e9
+        self.servers = sum(
+            cpu_seconds(self.api.stats(c, stream=False, one_shot=True)) for c in self.containers()
         )
+
+
+def cpu_seconds(stats):
+    """A container's CPU seconds so far, from the engine's stats of it."""
+    return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
 
 
 def load_run(stack, label, signed, concurrent):

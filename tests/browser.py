@@ -13,6 +13,12 @@ import warnings
 
 from playwright.sync_api import Error as PlaywrightError
 
+# a notebook's kernel is idle: JupyterLab's execution indicator, or Notebook 7's kernel status
+KERNEL_IDLE = (
+    '.jp-Notebook-ExecutionIndicator[data-status="idle"],'
+    ' .jp-Toolbar-kernelStatus[title="Kernel Idle"]'
+)
+
 
 class NetworkChanges:
     """Watches a browser context for requests aborted by ERR_NETWORK_CHANGED (attach it before

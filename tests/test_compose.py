@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from openbis_double import seed
-from tests.browser import NetworkChanges
+from tests.browser import KERNEL_IDLE, NetworkChanges
 from tests.compose_stack import ELN_ORIGIN, escape_user
 from tests.eln import (
     RAW_BIN,
@@ -155,12 +155,6 @@ def test_eln_new_notebook_opens_in_chromium(compose_stack, admin_token, hub_brow
         assert not [url for url in asked if any(path in url for path in panel_api)]
     finally:
         page.context.close()
-
-
-KERNEL_IDLE = (
-    '.jp-Notebook-ExecutionIndicator[data-status="idle"],'
-    ' .jp-Toolbar-kernelStatus[title="Kernel Idle"]'
-)
 
 
 def kernels_of(stack, token, user, path):
