@@ -138,7 +138,7 @@ def test_user_containers_are_hardened_by_default():
         "read_only": True,
         "tmpfs": {"/tmp": "rw,nosuid,nodev,size=1G,mode=1777"},
         "security_opt": ["no-new-privileges:true"],
-        "memswap_limit": "2G",
+        "memswap_limit": 2 * 1024**3,
     }
     with pytest.raises(settings.SettingError, match="JUPYTERHUB_READ_ONLY_ROOT='maybe'"):
         settings.read(
