@@ -192,7 +192,7 @@ def test_configure_from_environment():
     spawner = c.KubeSpawner
     assert c.JupyterHub.spawner_class == "kubespawner.KubeSpawner"
     assert spawner.image == "registry.example.org/singleuser:1"
-    assert (spawner.mem_limit, spawner.cpu_limit) == ("3G", 1.5)
+    assert (spawner.mem_limit, spawner.cpu_limit) == (3 * 1024**3, 1.5)
     assert "cpu_guarantee" not in spawner and "storage_class" not in spawner
     assert spawner.storage_capacity == "20Gi"
     assert spawner.delete_pvc is False
