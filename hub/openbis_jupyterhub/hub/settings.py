@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .spawners import SPAWNERS
+
 
 def comma_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (order kept, duplicates dropped)."""
@@ -71,7 +73,7 @@ SETTINGS = [
     Setting("JUPYTERHUB_ALLOWED_USERS", traitlet="Authenticator.allowed_users", parse=comma_list),
     Setting("JUPYTERHUB_CULL_TIMEOUT", 3600, parse=int),
     # --- user servers
-    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker", "swarm", "kubernetes")),
+    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of(*SPAWNERS)),  # spawners.py
     Setting("JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"),
     Setting("JUPYTERHUB_MEM_LIMIT", traitlet="Spawner.mem_limit"),
     Setting("JUPYTERHUB_CPU_LIMIT", traitlet="Spawner.cpu_limit", parse=float),
