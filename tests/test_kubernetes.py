@@ -12,7 +12,7 @@
 - pod and PVC names for awkward openBIS user ids;
 - our openBIS client with tornado's curl client configured (pycurl is in the hub image).
 
-helm comes from npm (tests/install_helm.py; tests/run.sh installs it beforehand).
+helm comes from npm (tests/support/install_helm.py; tests/run.sh installs it beforehand).
 """
 
 import asyncio
@@ -36,7 +36,7 @@ from openbis_jupyterhub.hub.openbis import OpenBIS
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
-from tests.install_helm import install_helm
+from tests.support.install_helm import install_helm
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy" / "kubernetes"
@@ -453,7 +453,7 @@ def spawned(rendered, values, tmp_path_factory):
         "KUBECONFIG": str(kubeconfig),
     }
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("spawner_manifests.py"))],
+        [sys.executable, str(Path(__file__).parent / "support" / "spawner_manifests.py")],
         input=json.dumps(jobs),
         capture_output=True,
         text=True,
