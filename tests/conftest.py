@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from openbis_double import DoubleControl, seed
-from tests.support.browser import CHROMIUM_ARGS
 from tests.support.double import start_openbis_double
 from tests.support.hubprocess import JupyterHubProcess
 from tests.support.images import build_images, docker
@@ -92,6 +91,8 @@ def hub(hub_factory):
 def browser():
     """Debian's headless Chromium driven by Playwright (never `playwright install`)."""
     from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM_ARGS
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
@@ -195,6 +196,8 @@ def compose_stack(hub_image, singleuser_image, openbis_double_image, tmp_path_fa
 @pytest.fixture(scope="module")
 def hub_browser(browser, compose_stack):
     """Chromium that trusts the stack's test CA (by its key) and nothing more than usual."""
+    from tests.support.browser import CHROMIUM_ARGS
+
     pin = f"--ignore-certificate-errors-spki-list={compose_stack.spki_hash()}"
     chromium = browser.browser_type.launch(
         executable_path="/usr/bin/chromium", args=[*CHROMIUM_ARGS, pin]
