@@ -1,7 +1,7 @@
 """User servers on Kubernetes: KubeSpawner settings, one pod and one home PVC per user.
 
-``configure(c, values)`` (``values``: ``settings.read()``) is called from two places and gives
-the same spawner both times:
+``configure(c, values)`` (``values``: ``settings.read()``) is called, through the spawner table
+(``spawners.configure``), from two places and gives the same spawner both times:
 
 - ``hub/jupyterhub_config.py`` with ``JUPYTERHUB_SPAWNER=kubernetes`` (our hub image run on
   its own): the settings come from the environment or their defaults;
