@@ -5,7 +5,7 @@ The page runs what the real ELN runs (``js/util/JupyterUtil.js``, see
 shared/openbis-integration.md §1): the sign-in link ``{jupyterEndpoint}hub/login?token=T``,
 and for a new notebook the two POSTs to ``{jupyterEndpoint}hub/openbis-notebook`` (the test
 POST with the body ``TEST``, then the notebook), then ``hub/login?token=T&next=…``. The
-notebook is the ELN's, cell for cell as ``tests/eln.py`` has it, with two trial changes: the
+notebook is the ELN's, cell for cell as ``tests/support/eln.py`` has it, with two trial changes: the
 "Process your data here" cell plots the first CSV, and the optional token cell is commented
 out so that *Run All* goes through.
 
@@ -180,7 +180,7 @@ async function post(url, body) {
   return JSON.parse(text);
 }
 
-// createJupyterNotebookContent of the ELN's JupyterUtil.js (tests/eln.py has the same)
+// createJupyterNotebookContent of the ELN's JupyterUtil.js (tests/support/eln.py has the same)
 function markdown(text) { return {cell_type: "markdown", metadata: {}, source: [text]}; }
 function code(source, id) {
   return {cell_type: "code", execution_count: null,

@@ -1,5 +1,5 @@
 """The trial's ELN stand-in page (openbis_double/eln.py) generates the ELN's notebook: its
-JavaScript, run by node, against the Python port the tests use (tests/eln.py)."""
+JavaScript, run by node, against the Python port the tests use (tests/support/eln.py)."""
 
 import json
 import shutil
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from openbis_double import eln
-from tests.eln import eln_notebook
+from tests.support.eln import eln_notebook
 
 DATASETS = [
     {"permId": {"permId": "20240115093000000-4"}, "experiment": {"permId": {"permId": "E1"}}},

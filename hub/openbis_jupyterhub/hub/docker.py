@@ -166,7 +166,6 @@ def renew_hub_certificate_without(location: str, names: list[str]) -> None:
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
-    c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.docker.OpenBISDockerSpawner"
     c.DockerSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
     c.DockerSpawner.network_name = settings["JUPYTERHUB_NETWORK"]
     c.DockerSpawner.use_internal_ip = True
