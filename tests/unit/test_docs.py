@@ -11,7 +11,8 @@ import pytest
 from openbis_jupyterhub.hub import settings
 
 REPO = Path(__file__).resolve().parents[2]
-# the pages by reader; the changelog is history, so only its links are checked
+# the pages by reader; the changelog is history, so only its links are checked, as are the
+# links of the parts' own READMEs
 PAGES = [
     "README.md",
     "CONTRIBUTING.md",
@@ -19,7 +20,9 @@ PAGES = [
     "benchmarks/README.md",
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")),
 ]
-LINKED = [*PAGES, "CHANGELOG.md"]
+PARTS = ["certs", "deploy/kubernetes", "jupyterhub_config.d", "labextension", "notebook_templates"]
+PARTS += ["openbis_double", "images/build-ca", "images/wheels"]
+LINKED = [*PAGES, "CHANGELOG.md", *(f"{part}/README.md" for part in PARTS)]
 
 # names in capitals the pages mention that are neither settings (settings.py) nor in
 # .env.example nor read by a script: each with the file that defines it
