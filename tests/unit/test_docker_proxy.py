@@ -1,91 +1,33 @@
 """The Docker API filter's rules: what OpenBISDockerSpawner itself sends (its create_object and
-move_certs, through docker-py, recorded instead of sent) passes, rebuilt from what was checked;
-any other wording, field, version or value is refused. tests/test_docker_proxy.py sends the
-same classes of bypass through the real filter to the real engine."""
+move_certs through docker-py, recorded instead of sent: tests/support/spawner_requests.py)
+passes, rebuilt from what was checked; any other wording, field, version or value is refused.
+tests/test_docker_proxy.py sends the same classes of bypass through the real filter to the
+real engine."""
 
-import asyncio
-import functools
 import io
 import json
 import socket
 import tarfile
-from types import SimpleNamespace
-from unittest import mock
 
-import docker
 import pytest
-from jupyterhub.objects import Hub, Server
-from openbis_jupyterhub.hub import docker as hub_docker
-from openbis_jupyterhub.hub import settings
-from traitlets.config import Config
 
 from docker_proxy import Refused, Rules, check, check_container_state, pinned_version
 from docker_proxy.server import FilterHandler
 from docker_proxy.server import Server as FilterServer
+from tests.support.spawner_requests import sent_by_spawner
 
 ENV = {"OPENBIS_URL": "https://o.example.org", "JUPYTERHUB_MEM_LIMIT": "2G"}
+ENV_ITEMS = tuple(ENV.items())
 RULES = Rules.from_env(ENV, "1.41")
 API = "/v1.41"
 NAME = "jupyter--4a-44oe"  # JDoe, escaped as DockerSpawner does
 HOME_VOLUME = "jupyterhub-user--4a-44oe"
 
 
-class Recorder(docker.APIClient):
-    """docker-py as the spawner uses it, recording each request instead of sending it."""
-
-    def __init__(self):
-        super().__init__(base_url="unix:///nonexistent", version="1.41")
-        self.sent = []
-
-    def _post(self, url, **kwargs):
-        self.sent.append(("POST", url, kwargs))
-
-    def _put(self, url, **kwargs):
-        self.sent.append(("PUT", url, kwargs))
-        return SimpleNamespace(status_code=200)
-
-    def _raise_for_status(self, response):
-        pass
-
-    def _result(self, response, json=False, binary=False):
-        return {"Id": "0" * 64}
-
-    def inspect_image(self, image):
-        return {"Config": {"Cmd": ["start-singleuser.sh"]}}
-
-    def remove_container(self, *args, **kwargs):
-        pass
-
-
-@functools.cache
-def sent_by_spawner(env=tuple(ENV.items())) -> dict:  # noqa: B008 (a constant)
-    """What OpenBISDockerSpawner sends for JDoe with our configuration (settings.apply and
-    hub/docker.py's configure, as jupyterhub_config.py runs them): {"create": (query params,
-    body), "staging": (params, body), "archive": (params, tar)}."""
-    c, values = Config(), settings.read(dict(env))
-    settings.apply(c, values)
-    hub_docker.configure(c, {**values, "JUPYTERHUB_INTERNAL_SSL": True})
-    user = mock.Mock(url="/user/JDoe/", escaped_name="JDoe", server=Server(base_url="/user/JDoe/"))
-    user.name = "JDoe"
-    spawner = hub_docker.OpenBISDockerSpawner(config=c, user=user, hub=Hub())
-    recorder = Recorder()
-    with mock.patch.object(hub_docker.OpenBISDockerSpawner, "_client", recorder):
-        asyncio.run(spawner.create_object())
-        paths = {"keyfile": __file__, "cafile": __file__}  # any readable files
-        asyncio.run(spawner.move_certs(paths))
-    (_, _, create), (_, _, staging), (_, _, archive) = recorder.sent
-    assert create["headers"]["Content-Type"] == "application/json"
-    return {
-        "create": (create["params"], json.loads(create["data"])),
-        "staging": (staging["params"], json.loads(staging["data"])),
-        "archive": (archive["params"], archive["data"]),
-    }
-
-
 def spawner_body(name=NAME, **host_changes) -> dict:
     """The create body the spawner sends for JDoe (or for the certificates' staging
     container), with ``host_changes`` to its HostConfig."""
-    params, body = sent_by_spawner()["staging" if name.endswith(".certs") else "create"]
+    params, body = sent_by_spawner(ENV_ITEMS)["staging" if name.endswith(".certs") else "create"]
     assert params == {"name": name}
     body = json.loads(json.dumps(body))
     body["HostConfig"].update(host_changes)
@@ -104,14 +46,14 @@ def test_what_the_spawner_sends_passes_rebuilt():
     assert forward.content_type == "application/json"
     staging = create(spawner_body(f"{NAME}.certs"), name=f"{NAME}.certs")
     assert json.loads(staging.body)["HostConfig"]["Binds"] == [f"{HOME_VOLUME}.certs:/certs:rw"]
-    params, archive = sent_by_spawner()["archive"]
+    params, archive = sent_by_spawner(ENV_ITEMS)["archive"]
     put = check(
         RULES, "PUT", f"{API}/containers/{NAME}.certs/archive?path={params['path']}", "", archive
     )  # noqa: E501
     with tarfile.open(fileobj=io.BytesIO(put.body)) as rewritten:
         assert [(m.name, m.mode, m.uid) for m in rewritten] == [
-            ("test_docker_proxy.py", 0o400, 1000),
-            ("test_docker_proxy.py", 0o444, 1000),
+            ("spawner_requests.py", 0o400, 1000),
+            ("spawner_requests.py", 0o444, 1000),
         ]
     for method, path in [("GET", "/_ping"), ("HEAD", "/_ping"), ("GET", "/version")]:
         assert check(RULES, method, path, "", b"").target == path
