@@ -12,6 +12,7 @@ import functools
 import json
 import re
 import socket
+import subprocess
 import tarfile
 import time
 import uuid
@@ -61,7 +62,7 @@ def filter_socket(images, image, tmp_path_factory):
     }
     docker(
         "run", "-d", "--name", f"{PREFIX}-filter", "--network", "none", "--read-only",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+        "--group-add", "999", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
         "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", f"{directory}:/run/docker-proxy",
         *[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
         images["docker-proxy"],
@@ -70,7 +71,8 @@ def filter_socket(images, image, tmp_path_factory):
     deadline = time.monotonic() + 30
     while not path.exists():
         if time.monotonic() > deadline:
-            raise RuntimeError(docker("logs", f"{PREFIX}-filter", check=False))
+            logs = subprocess.run(["docker", "logs", f"{PREFIX}-filter"], capture_output=True)
+            raise RuntimeError(f"the filter never listened: {logs.stderr.decode()[-3000:]}")
         time.sleep(0.1)
     try:
         yield str(path)
