@@ -11,7 +11,7 @@ import {
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { query, requestAPI } from './api';
-import { IEnvironmentReport, environmentLines, isPermId } from './logic';
+import { IEnvironmentReport, IFolderItem, environmentLines, isPermId } from './logic';
 import { EnvironmentBanner, IHost, OpenbisPanel, reasonOf } from './panel';
 import { SaveBeforeSaving, isSavingCell } from './saving';
 
@@ -113,6 +113,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         Array.from(browser.selectedItems())
           .filter(item => item.type !== 'directory')
           .map(item => item.path),
+      listFolder: async path => {
+        const folder = await docManager.services.contents.get(path, { content: true });
+        return folder.type === 'directory' ? (folder.content as IFolderItem[]) : [];
+      },
       currentNotebook: () => {
         const nb = notebooks.currentWidget;
         if (!nb) {
