@@ -345,6 +345,9 @@ class Watched:
         for _ in range(3):
             self.network.aborted.clear()
             self.running[:] = [True]
+            kernel = page.locator(".jp-Dialog", has_text="Select Kernel")
+            if kernel.count():  # JupyterLab may ask once before the first run
+                kernel.get_by_role("button", name="Select").click()
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
             deadline = time.monotonic() + timeout
@@ -452,8 +455,9 @@ def test_widgets_saved_from_the_panel_show_in_the_html(compose_stack, admin_toke
     page, idle = watched.page, watched.page.locator(KERNEL_IDLE)
     link = eln_link(stack, token, "/user/JDoe/lab/tree/widgets/slider.ipynb")
     before = len(stack.control.created_datasets())
+    prompt = page.locator(".jp-Notebook .jp-InputPrompt").first
     try:
-        watched.load(link, idle.is_visible)
+        watched.load(link, prompt.is_visible)
         slider = page.locator(".widget-slider", has_text="Seven")
         assert watched.run_all_until(slider.is_visible, idle.is_visible, timeout=60)
         slider.locator(".widget-readout").fill("9")
