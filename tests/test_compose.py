@@ -450,14 +450,20 @@ def test_widgets_saved_from_the_panel_show_in_the_html(compose_stack, admin_toke
             verify=stack.ca_file, timeout=60,
         )  # fmt: skip
         assert answer.status_code in (200, 201), answer.text
+    # its kernel started as the ELN's notebooks have theirs: the page joins it
+    session = {"path": "widgets/slider.ipynb", "type": "notebook", "kernel": {"name": "python3"}}
+    answer = requests.post(
+        f"{stack.url}/user/JDoe/api/sessions", json=session, headers=headers,
+        verify=stack.ca_file, timeout=60,
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.text
     token = stack.login("JDoe")
     watched = Watched(hub_browser, viewport={"width": 1400, "height": 900})
     page, idle = watched.page, watched.page.locator(KERNEL_IDLE)
     link = eln_link(stack, token, "/user/JDoe/lab/tree/widgets/slider.ipynb")
     before = len(stack.control.created_datasets())
-    prompt = page.locator(".jp-Notebook .jp-InputPrompt").first
     try:
-        watched.load(link, prompt.is_visible)
+        watched.load(link, idle.is_visible)
         slider = page.locator(".widget-slider", has_text="Seven")
         assert watched.run_all_until(slider.is_visible, idle.is_visible, timeout=60)
         slider.locator(".widget-readout").fill("9")
