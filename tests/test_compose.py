@@ -364,7 +364,7 @@ class Watched:
 
 @pytest.mark.parametrize("ui", ["notebooks", "lab/tree"], ids=["notebook7", "jupyterlab"])
 def test_run_all_saves_the_outputs_and_the_plot_into_openbis(
-    compose_stack, admin_token, hub_browser, jdoe, ui
+    compose_stack, admin_token, hub_browser, ui
 ):
     """The ELN's notebook, Run All: its own cells write the HTML copy from the notebook's file
     and upload that file; the dataset holds every output above them, the plot among them."""
