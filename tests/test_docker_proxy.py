@@ -18,10 +18,10 @@ import time
 import uuid
 from io import BytesIO
 
-import docker as docker_py
 import pytest
 
 from tests.support.images import docker
+from tests.support.spawner_requests import sent_by_spawner
 
 pytestmark = pytest.mark.docker
 
@@ -53,13 +53,7 @@ def filter_socket(images, image, tmp_path_factory):
     socket in a directory of the test's."""
     directory = tmp_path_factory.mktemp("docker-proxy")
     docker("network", "create", NETWORK)
-    env = {
-        "JUPYTERHUB_SINGLEUSER_IMAGE": image,
-        "JUPYTERHUB_NETWORK": NETWORK,
-        "JUPYTERHUB_CONTAINER_PREFIX": PREFIX,
-        "JUPYTERHUB_VOLUME_PREFIX": VOLUMES,
-        **LIMITS,
-    }
+    env = filter_env(image)
     docker(
         "run", "-d", "--name", f"{PREFIX}-filter", "--network", "none", "--read-only",
         "--group-add", "999", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
@@ -86,6 +80,17 @@ def filter_socket(images, image, tmp_path_factory):
                 docker("volume", "rm", "-f", volume, check=False)
 
 
+def filter_env(image) -> dict:
+    """The settings the filter and the spawner share (compose.yaml's x-user-containers)."""
+    return {
+        "JUPYTERHUB_SINGLEUSER_IMAGE": image,
+        "JUPYTERHUB_NETWORK": NETWORK,
+        "JUPYTERHUB_CONTAINER_PREFIX": PREFIX,
+        "JUPYTERHUB_VOLUME_PREFIX": VOLUMES,
+        **LIMITS,
+    }
+
+
 def send(path, method, target, body=b"", headers=None) -> tuple[int, bytes]:
     """One request, byte for byte as written here, on the filter's socket."""
     head = [f"{method} {target} HTTP/1.1", "Host: docker", "Connection: close"]
@@ -108,24 +113,17 @@ def api_version():
 
 
 def spawner_body(image, name=NAME) -> dict:
-    """What DockerSpawner sends (docker-py builds it) with hub/docker.py's hardening."""
-    from openbis_jupyterhub.hub import docker as hub_docker
-    from openbis_jupyterhub.hub import settings
-
-    values = settings.read({"OPENBIS_URL": "https://o.example.org", **LIMITS})
-    client = docker_py.APIClient(base_url="unix:///nonexistent", version=api_version())
-    host = client.create_host_config(
-        binds={HOME_VOLUME: {"bind": "/home/jovyan", "mode": "rw"}},
-        network_mode=NETWORK,
-        mem_limit=values["JUPYTERHUB_MEM_LIMIT"],
-        auto_remove=False,
-        **hub_docker.host_config(values),
-    )
-    config = client.create_container_config(
-        image, command=["sleep", "600"], volumes=["/home/jovyan"], host_config=host,
-        user="1000:100",
-    )  # fmt: skip
-    return {k: v for k, v in config.items() if v is not None}
+    """What OpenBISDockerSpawner sends for JDoe's container (or the certificates' staging
+    container) with this module's settings (tests/support/spawner_requests.py), running
+    ``sleep`` instead of the server (no hub to talk to here)."""
+    env = {"OPENBIS_URL": "https://o.example.org", **filter_env(image)}
+    params, body = sent_by_spawner(tuple(env.items()))[
+        "staging" if name.endswith(".certs") else "create"
+    ]  # noqa: E501
+    assert params == {"name": name}
+    body = json.loads(json.dumps(body))
+    body["Cmd"] = ["sleep", "600"]
+    return body
 
 
 def ours(image) -> list[dict]:
@@ -141,8 +139,10 @@ def assert_nothing_refused_got_through(image, socket_path):
         host, name = container["HostConfig"], container["Name"].lstrip("/")
         assert re.fullmatch(rf"{PREFIX}-{USER}(\.certs)?", name), name
         assert not host["Privileged"], name
-        assert host["Binds"] == [f"{HOME_VOLUME}:/home/jovyan:rw"], (name, host["Binds"])
-        assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == [HOME_VOLUME]
+        own = {f"{HOME_VOLUME}:/home/jovyan:rw", f"{HOME_VOLUME}.certs:/certs:ro"}
+        assert set(host["Binds"]) <= own, (name, host["Binds"])
+        volumes = {m["Name"] for m in container["Mounts"] if m["Type"] == "volume"}
+        assert volumes <= {HOME_VOLUME, f"{HOME_VOLUME}.certs"}, (name, volumes)
         assert not [m for m in container["Mounts"] if m["Type"] == "bind"], name
         assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", container["Config"]["User"]), name
         assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], name
@@ -153,7 +153,7 @@ def assert_nothing_refused_got_through(image, socket_path):
         assert host["MaskedPaths"] and host["ReadonlyPaths"], name
         assert not host["PortBindings"] and not host["PublishAllPorts"], name
         assert host["PidMode"] == "" and host["IpcMode"] in ("private", "shareable"), name
-        assert not host["Devices"] and not host["Sysctls"], name
+        assert not host["Devices"] and not host.get("Sysctls"), name
         if container["State"]["Running"]:
             inside = docker("exec", container["Id"], "sh", "-c",
                             "id -u; id -g; grep -E '^(CapEff|NoNewPrivs)' /proc/1/status; "
@@ -306,8 +306,6 @@ def test_archives_put_nothing_but_plain_files(filter_socket, image):
     staging = f"{NAME}.certs"
     body = spawner_body(image, staging)
     volume = f"{HOME_VOLUME}.certs"
-    body["HostConfig"]["Binds"] = [f"{volume}:/certs:rw"]
-    body["Volumes"] = {"/certs": {}}
     status, answer = create(filter_socket, body, name=staging)
     assert status == 201, answer
     put = f"/v{api_version()}/containers/{staging}/archive?path=%2Fcerts"
