@@ -654,7 +654,7 @@ def derived_image(singleuser_image, tmp_path_factory):
     (context / "proxy-ca.crt").write_bytes(Path(ca).read_bytes())
     name = f"openbis-jupyterhub-test/derived:{uuid.uuid4().hex[:8]}"
     build = subprocess.run(
-        ["docker", "build", "-t", name, str(context)],
+        ["docker", "build", "--force-rm", "-t", name, str(context)],
         env={**os.environ, "DOCKER_BUILDKIT": "0"},  # the classic builder: every Docker has it
         capture_output=True,
         text=True,
