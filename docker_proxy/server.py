@@ -2,30 +2,23 @@
 
 Run as ``python3 -m docker_proxy.server`` (images/docker-proxy). It listens on the unix socket
 ``DOCKER_PROXY_SOCKET`` (in a volume only the hub shares, mode 0660, group ``DOCKER_PROXY_GID``:
-the hub's user group), so nothing on any network reaches it. Every request is checked
-with the rules in ``docker_proxy`` and, when it passes, sent to the engine; the answer goes
-back whole (the spawner's requests have short answers; streaming ones are refused anyway).
+the hub's user group), so nothing on any network reaches it. Every request is read once by
+``docker_proxy.check`` and, when it passes, the request *it* returns (rebuilt from what was
+checked) is sent to the engine; the answer goes back whole (the spawner's requests have short
+answers; streaming ones are refused anyway).
 """
 
 import http.client
 import json
 import os
+import re
 import socket
 import sys
 from http.server import BaseHTTPRequestHandler
 from socketserver import ThreadingUnixStreamServer
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from . import (
-    MAX_BODY_BYTES,
-    Refused,
-    Rules,
-    check_archive,
-    check_create,
-    check_image,
-    check_pull,
-    route,
-)
+from . import MAX_BODY_BYTES, Forward, Refused, Rules, check, check_container_state, pinned_version
 
 ENGINE_SOCKET = "/var/run/docker.sock"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
@@ -44,11 +37,12 @@ class EngineConnection(http.client.HTTPConnection):
         self.sock.connect(self.socket_path)
 
 
-def engine(method, path, body=None, headers=None):
+def engine(forward: Forward, headers=None):
     """(status, headers, body) of one request to the engine."""
     connection = EngineConnection(ENGINE_SOCKET)
     try:
-        connection.request(method, path, body=body, headers=headers or {})
+        body = forward.body or None
+        connection.request(forward.method, forward.target, body=body, headers=headers or {})
         response = connection.getresponse()
         return response.status, response.getheaders(), response.read()
     finally:
@@ -66,30 +60,23 @@ class FilterHandler(BaseHTTPRequestHandler):
     rules: Rules  # set by main()
 
     def _handle(self):
-        url = urlsplit(self.path)
         try:
             body = self._read_body()
-            action, container = route(self.command, url.path)
-            if action == "create":
-                check_create(self.rules, url.query, body)
-            elif action == "pull":
-                check_pull(self.rules, url.query)
-            elif action == "image":
-                check_image(self.rules, container)
-            elif container is not None:
-                state = self._ours(container)
-                if state is None:
+            forward = check(
+                self.rules, self.command, self.path, self.headers.get("Content-Type", ""), body
+            )
+            if forward.container:
+                inspect = self._ours(forward.container)
+                if inspect is None:
                     # as if it did not exist: the hub learns nothing of other containers
-                    return self._answer(404, {"message": f"No such container: {container}"})
-                if action == "archive":
-                    if state.get("Running"):
-                        raise Refused("files may only be put into a container that is not running")
-                    check_archive(url.query, body)
+                    message = f"No such container: {forward.container}"
+                    return self._answer(404, {"message": message})
+                check_container_state(forward, inspect)
+                forward.path = forward.path.replace("{id}", inspect["Id"])
         except Refused as e:
-            self.log_message("refused %s %s: %s", self.command, url.path, e)
+            self.log_message("refused %s %s: %s", self.command, self.path.split("?")[0], e)
             return self._answer(403, {"message": f"refused by the Docker API filter: {e}"})
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
-        status, answer_headers, answer = engine(self.command, self.path, body or None, headers)
+        status, answer_headers, answer = engine(forward, self._headers(forward))
         self.send_response(status)
         for key, value in answer_headers:
             if key.lower() not in HOP_BY_HOP:
@@ -98,6 +85,14 @@ class FilterHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(answer)
+
+    def _headers(self, forward: Forward) -> dict:
+        """Only headers the filter sets: the body's type, and registry credentials on a pull."""
+        headers = {"Content-Type": forward.content_type} if forward.content_type else {}
+        auth = self.headers.get("X-Registry-Auth")
+        if auth and forward.path.endswith("/images/create"):
+            headers["X-Registry-Auth"] = auth
+        return headers
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -111,14 +106,17 @@ class FilterHandler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def _ours(self, container: str) -> dict | None:
-        """The container's state when it is one of ours, else None."""
-        status, _, answer = engine("GET", f"/containers/{quote(container)}/json")
+        """The engine's inspect of the container when it is one of ours, else None."""
+        path = f"/v{self.rules.api_version}/containers/{quote(container, safe='')}/json"
+        status, _, answer = engine(Forward("GET", path))
         if status != 200:
             return None
         inspect = json.loads(answer)
         if not self.rules.owns(inspect.get("Name", "")):
             return None
-        return inspect.get("State") or {}
+        if not re.fullmatch(r"[0-9a-f]{64}", inspect.get("Id", "")):
+            return None
+        return inspect
 
     def address_string(self):
         return "hub"  # a unix socket's peer has no address
@@ -135,7 +133,13 @@ class FilterHandler(BaseHTTPRequestHandler):
 
 
 def main():
-    FilterHandler.rules = Rules.from_env(os.environ)
+    # the API version to pin: the engine's own (DockerSpawner's client negotiates the same)
+    status, _, answer = engine(Forward("GET", "/version"))
+    if status != 200:
+        raise SystemExit(f"docker-proxy: the engine answered {status} to /version")
+    FilterHandler.rules = Rules.from_env(
+        os.environ, pinned_version(json.loads(answer)["ApiVersion"])
+    )
     path = os.environ.get("DOCKER_PROXY_SOCKET", "/run/docker-proxy/docker.sock")
     if os.path.exists(path):
         os.remove(path)  # left by the last run
@@ -145,7 +149,8 @@ def main():
     # (compose.yaml: group_add), so no capability is needed
     os.chown(path, -1, int(os.environ.get("DOCKER_PROXY_GID", "999")))
     os.chmod(path, 0o660)
-    print(f"docker-proxy: filtering the Docker API on {path}", file=sys.stderr, flush=True)
+    api = FilterHandler.rules.api_version
+    print(f"docker-proxy: filtering Docker API {api} on {path}", file=sys.stderr, flush=True)
     server.serve_forever()
 
 

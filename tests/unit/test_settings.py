@@ -101,7 +101,7 @@ DOCKER_ONLY = {
     "JUPYTERHUB_PIDS_LIMIT",
     "JUPYTERHUB_READ_ONLY_ROOT",
     "JUPYTERHUB_TMP_SIZE",
-    "JUPYTERHUB_INTERNAL_SSL",  # swarm.py refuses it: certificates cannot reach other nodes
+    "JUPYTERHUB_INTERNAL_SSL",  # refused on Swarm (spawners.py): certificates stay on one node
 }
 
 
@@ -138,7 +138,7 @@ def test_user_containers_are_hardened_by_default():
         "read_only": True,
         "tmpfs": {"/tmp": "rw,nosuid,nodev,size=1G,mode=1777"},
         "security_opt": ["no-new-privileges:true"],
-        "memswap_limit": "2G",
+        "memswap_limit": 2 * 1024**3,
     }
     with pytest.raises(settings.SettingError, match="JUPYTERHUB_READ_ONLY_ROOT='maybe'"):
         settings.read(

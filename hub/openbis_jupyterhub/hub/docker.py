@@ -4,9 +4,9 @@ One container per user from the single-user image, on a fixed-name Docker networ
 shares with them: the hub reaches each server directly (proxy routes, token hand-over).
 Containers are removed when they stop; the user's files live on a named volume.
 
-Every user runs arbitrary code, so the container grants it nothing it does not need (README,
-Security): the image runs as jovyan and needs no capability at all, so all are dropped
-(``JUPYTERHUB_CAP_ADD`` gives some back); no-new-privileges makes setuid files and file
+Every user runs arbitrary code, so the container grants it nothing it does not need
+(docs/security.md): the image runs as jovyan and needs no capability at all, so all are
+dropped (``JUPYTERHUB_CAP_ADD`` gives some back); no-new-privileges makes setuid files and file
 capabilities inert (the image has none left either); a process limit stops fork bombs; the root
 filesystem is read-only, with the home volume and a size-limited ``/tmp`` (tmpfs, counted
 against the memory limit) the only writable places; no swap beyond the memory limit.
@@ -60,9 +60,10 @@ class OpenBISDockerSpawner(DockerSpawner):
 
     Upstream's runs a ``busybox`` container (another image, no name of ours) and writes every
     file world-readable (0644). Here: a container of the single-user image named
-    ``{container}.certs``, created and never started, mounts the user's certificates volume
-    (``{volume prefix}{user}.certs``), receives the files (key 0400, owned by jovyan), and is
-    removed. The user's container then mounts that volume read-only at ``/certs``.
+    ``{container}.certs``, hardened as the user's, created and never started, mounts the user's
+    certificates volume (``{volume prefix}{user}.certs``), receives the files (key 0400, owned
+    by jovyan), and is removed. The user's container then mounts that volume read-only at
+    ``/certs``.
 
     It also reports a started server as soon as it listens. After ``start()``, JupyterHub
     waits for the server with an exponential, randomised backoff (0.2 s doubling to 5 s): a
@@ -92,13 +93,19 @@ class OpenBISDockerSpawner(DockerSpawner):
             await self.docker("remove_container", name)
         except NotFound:
             pass
+        # hardened as the user's container (the filter requires it of every container)
         host_config = self.client.create_host_config(
             binds={volume: {"bind": CERTS_DIR, "mode": "rw"}},
             network_mode=self.network_name,
-            read_only=True,
+            mem_limit=self.mem_limit,
+            **self.extra_host_config,
         )
         staging = await self.docker(
-            "create_container", self.image, name=name, host_config=host_config
+            "create_container",
+            self.image,
+            name=name,
+            host_config=host_config,
+            **self.extra_create_kwargs,
         )
         try:
             await self.docker("put_archive", staging["Id"], CERTS_DIR, certs_archive(paths))
@@ -159,7 +166,6 @@ def renew_hub_certificate_without(location: str, names: list[str]) -> None:
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
-    c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.docker.OpenBISDockerSpawner"
     c.DockerSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
     c.DockerSpawner.network_name = settings["JUPYTERHUB_NETWORK"]
     c.DockerSpawner.use_internal_ip = True
@@ -171,6 +177,8 @@ def configure(c, settings: Mapping[str, object]) -> None:
     c.DockerSpawner.notebook_dir = HOME
     c.DockerSpawner.remove = True
     c.DockerSpawner.extra_host_config = host_config(settings)
+    # numeric, as the Docker API filter requires: no name lookup can make it root
+    c.DockerSpawner.extra_create_kwargs = {"user": "{}:{}".format(*USER_IDS)}
     if settings["JUPYTERHUB_INTERNAL_SSL"] is not False:
         c.JupyterHub.internal_ssl = True
         # the CAs stay in the state volume: servers outlive hub restarts and upgrades
@@ -201,7 +209,6 @@ def host_config(settings: Mapping[str, object]) -> dict:
     }
     if settings["JUPYTERHUB_NO_NEW_PRIVILEGES"]:
         config["security_opt"] = ["no-new-privileges:true"]
-    if settings["JUPYTERHUB_MEM_LIMIT"]:
-        # memory + swap = memory: a memory bomb meets the limit instead of swapping the host
-        config["memswap_limit"] = settings["JUPYTERHUB_MEM_LIMIT"]
+    # memory + swap = memory: a memory bomb meets the limit instead of swapping the host
+    config["memswap_limit"] = settings["JUPYTERHUB_MEM_LIMIT"]
     return config

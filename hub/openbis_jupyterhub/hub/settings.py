@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .spawners import SPAWNERS
+
 
 def comma_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (order kept, duplicates dropped)."""
@@ -22,6 +24,22 @@ def boolean(text: str) -> bool:
     if value not in ("true", "yes", "1", "false", "no", "0"):
         raise ValueError("must be true or false")
     return value in ("true", "yes", "1")
+
+
+def byte_size(text: str) -> int:
+    """``4G`` -> bytes, as JupyterHub's ByteSpecification reads it (K, M, G, T: powers of 1024;
+    a plain number: bytes). Parsed here once: the hub's spawner and the Docker API filter,
+    which requires the same limit, both read this value."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    if text.isdecimal():
+        size = int(text)
+    elif text[-1:] in units:
+        size = int(float(text[:-1]) * units[text[-1]])
+    else:
+        raise ValueError("must be a number of bytes or end in K, M, G or T")
+    if size <= 0:
+        raise ValueError("must be more than 0")
+    return size
 
 
 def one_of(*choices: str) -> Callable[[str], str]:
@@ -71,9 +89,10 @@ SETTINGS = [
     Setting("JUPYTERHUB_ALLOWED_USERS", traitlet="Authenticator.allowed_users", parse=comma_list),
     Setting("JUPYTERHUB_CULL_TIMEOUT", 3600, parse=int),
     # --- user servers
-    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker", "swarm", "kubernetes")),
+    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of(*SPAWNERS)),  # spawners.py
     Setting("JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"),
-    Setting("JUPYTERHUB_MEM_LIMIT", traitlet="Spawner.mem_limit"),
+    # Docker and Swarm require a memory limit (the Docker API filter refuses a container without)
+    Setting("JUPYTERHUB_MEM_LIMIT", 4 * 1024**3, "Spawner.mem_limit", parse=byte_size),
     Setting("JUPYTERHUB_CPU_LIMIT", traitlet="Spawner.cpu_limit", parse=float),
     Setting("JUPYTERHUB_MEM_GUARANTEE", traitlet="Spawner.mem_guarantee"),
     Setting("JUPYTERHUB_CPU_GUARANTEE", traitlet="Spawner.cpu_guarantee", parse=float),
