@@ -5,8 +5,10 @@ nothing else; the offline fallback engages only where no registry has the base i
 real debootstrap, pip and python; the base image is present, as after a `docker pull`.
 """
 
+import socket
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -91,6 +93,62 @@ def test_offline_fallback_engages_with_one_line(stock_host):
         "debootstrap, wheels in a container"
     ]
     assert log.read_text().startswith("debootstrap --variant=minbase bookworm")
+
+
+def test_image_builds_trust_the_hosts_ca_bundle_unless_told_otherwise(stock_host, tmp_path):
+    """pip in the build stages trusts images/build-ca/build-ca.pem: by default this host's CA
+    bundle (a host behind a TLS-inspecting proxy trusts that proxy there); BUILD_CA_FILE wins."""
+    env, _ = stock_host
+    env = {k: v for k, v in env.items() if k != "BUILD_CA_FILE"}
+    missing = f"openbis-jupyterhub-test/no-such-base:{uuid.uuid4().hex[:8]}"
+    args = ["COMPOSE=docker compose --env-file /dev/null", f"BASE_IMAGE={missing}"]
+    own_ca = tmp_path / "proxy-ca.pem"
+    own_ca.write_text(
+        "-----BEGIN CERTIFICATE-----\nMIIB (a proxy's CA)\n-----END CERTIFICATE-----\n"
+    )
+    host_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    for extra, expected in [({"BUILD_CA_FILE": str(own_ca)}, own_ca), ({}, host_bundle)]:
+        # stops at the offline path's debootstrap (a failing shim), after the CA is in place
+        build = make("build", {**env, "OPENBIS_URL": "https://x.invalid", **extra}, *args)
+        assert build.returncode != 0
+        used = REPO_ROOT / "images" / "build-ca" / "build-ca.pem"
+        assert used.read_bytes() == expected.read_bytes(), extra
+
+
+@pytest.mark.parametrize(
+    "target, setting",
+    [("trial", "TRIAL_PORT"), ("trial", "TRIAL_ELN_PORT"), ("up", "JUPYTERHUB_PORT")],
+)
+def test_a_port_in_use_is_named_with_the_setting_that_moves_it(
+    stock_host, tmp_path, target, setting
+):
+    env, _ = stock_host
+    name = f"obports-{uuid.uuid4().hex[:8]}"
+    with socket.socket() as taken:  # another server on this host has the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = tmp_path / "admin.env"  # make up's: what an admin's .env holds
+        settings.write_text(
+            "OPENBIS_URL=https://openbis.example.org\n"
+            f"JUPYTERHUB_PUBLIC_URL=https://localhost:{port}\n"
+            f"JUPYTERHUB_PORT=127.0.0.1:{port}\n"
+            f"JUPYTERHUB_NETWORK={name}\n"
+        )
+        ports = {"TRIAL_PORT": str(free_port()), "TRIAL_ELN_PORT": str(free_port())}
+        env = {**env, **ports, setting: str(port), "TRIAL_NAME": name}
+        compose = f"COMPOSE=docker compose -p {name} --env-file {settings}"
+        run = make(target, env, compose, timeout=120)
+    assert run.returncode != 0
+    assert [line for line in run.stderr.splitlines() if not line.startswith("make:")] == [
+        f"{target}: port {port} is in use on this host (set by {setting}): stop what uses it, "
+        f"or set {setting} to a free port"
+    ]
+    started = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert not started.stdout.strip()
 
 
 def test_make_up_without_settings_says_what_to_do(stock_host, tmp_path):

@@ -3,11 +3,12 @@ Docker on the same network (https://openbis:8443, its own CA handed over as OPEN
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import textwrap
 import uuid
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import nbformat
 import pytest
@@ -578,3 +579,89 @@ def test_templates_are_copied_once_and_edits_survive_restarts(
             if s:
                 s.remove()
         docker("volume", "rm", volume, check=False)
+
+
+# A site's own image, the docker-stacks way (README, "Single-user image"). This host's network
+# inspects TLS, as a site's proxy may: its CA (BUILD_CA_FILE, else this host's bundle, as
+# scripts/build takes) is added the Debian way, which pip in the image trusts.
+DERIVED = """\
+FROM {image}
+USER root
+RUN apt-get update \\
+ && apt-get install -y jq \\
+ && rm -rf /var/lib/apt/lists/*
+COPY proxy-ca.crt /usr/local/share/ca-certificates/
+RUN update-ca-certificates
+RUN pip install humanize
+USER jovyan
+"""
+
+
+def image_size(image):
+    return int(docker("image", "inspect", "-f", "{{.Size}}", image).strip())
+
+
+@pytest.fixture(scope="module")
+def derived_image(singleuser_image, tmp_path_factory):
+    context = tmp_path_factory.mktemp("derived")
+    (context / "Dockerfile").write_text(DERIVED.format(image=singleuser_image))
+    ca = os.environ.get("BUILD_CA_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    (context / "proxy-ca.crt").write_bytes(Path(ca).read_bytes())
+    name = f"openbis-jupyterhub-test/derived:{uuid.uuid4().hex[:8]}"
+    build = subprocess.run(
+        ["docker", "build", "--force-rm", "-t", name, str(context)],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},  # the classic builder: every Docker has it
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    try:
+        yield name
+    finally:
+        docker("rmi", "-f", name, check=False)
+
+
+def run_in(image, *command, user=None):
+    """`command` in a new container of `image` (as its USER, or `user`); its stdout, stderr."""
+    options = ["--user", user] if user else []
+    result = subprocess.run(
+        ["docker", "run", "--rm", *options, image, *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+    return result.stdout, result.stderr
+
+
+def test_apt_records_match_what_is_installed(singleuser_image):
+    """The packages the image removed stand as provided by one stand-in package."""
+    installed, _ = run_in(singleuser_image, "dpkg-query", "-W")
+    assert "openbis-jupyterhub-removed\t1\n" in installed
+    assert "libllvm" not in installed
+    run_in(singleuser_image, "apt-get", "check", user="root")
+
+
+def test_a_derived_image_adds_debian_and_python_packages_as_usual(singleuser_image, derived_image):
+    jq, _ = run_in(derived_image, "sh", "-c", "echo '{\"a\": 42}' | jq .a")
+    assert jq.strip() == "42"
+    size, _ = run_in(
+        derived_image, "python", "-c", "import humanize; print(humanize.naturalsize(2e6))"
+    )
+    assert size.strip() == "2.0 MB"
+    assert run_in(derived_image, "id", "-un")[0].strip() == "jovyan"
+    run_in(derived_image, "apt-get", "check", user="root")
+    # what the image brought is all still there
+    specs = json.loads(run_in(derived_image, "jupyter", "kernelspec", "list", "--json")[0])
+    assert set(specs["kernelspecs"]) == set(KERNELS)
+    # jupyter prints the list to stderr, in colour even without a terminal
+    listing = re.sub(
+        r"\x1b\[[0-9;]*m", "", "".join(run_in(derived_image, "jupyter", "labextension", "list"))
+    )
+    assert re.search(r"@openbis-jupyterhub/jupyterlab-openbis v\S+ enabled OK", listing), listing
+    assert "openbis_jupyterlab" in listing
+    # apt brought jq and its two libraries, not the packages the image removed
+    assert image_size(derived_image) < image_size(singleuser_image) + 100_000_000

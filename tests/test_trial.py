@@ -150,3 +150,11 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     eln.reload()
     assert eln.get_by_text("ANALYSIS_NOTEBOOK").count() == 1
     context.close()
+
+
+def test_make_trial_again_finds_its_own_ports_no_conflict(trial):
+    """The ports in use are the running trial's own: `make trial` again prints the address."""
+    hub = docker("inspect", "-f", "{{.Id}}", f"{trial['name']}-hub-1")
+    again = make("trial", trial["env"])
+    assert f"http://localhost:{trial['env']['TRIAL_ELN_PORT']}/openbis/webapp/eln-lims/" in again
+    assert docker("inspect", "-f", "{{.Id}}", f"{trial['name']}-hub-1") == hub  # not restarted
