@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..contract import size_bytes
+
 
 def comma_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (order kept, duplicates dropped)."""
@@ -22,6 +24,12 @@ def boolean(text: str) -> bool:
     if value not in ("true", "yes", "1", "false", "no", "0"):
         raise ValueError("must be true or false")
     return value in ("true", "yes", "1")
+
+
+def size(text: str) -> str:
+    """A size in Docker's syntax, whole binary units: ``10G`` (``10g`` -> ``10G``)."""
+    size_bytes(text)
+    return text.upper()
 
 
 def one_of(*choices: str) -> Callable[[str], str]:
@@ -87,6 +95,10 @@ SETTINGS = [
     Setting("JUPYTERHUB_PIDS_LIMIT", 512, parse=int),
     Setting("JUPYTERHUB_READ_ONLY_ROOT", True, parse=boolean),
     Setting("JUPYTERHUB_TMP_SIZE", "1G"),
+    # the most each user's home may hold (10G); empty: unbounded. Docker and Swarm: the local
+    # volume driver's size (XFS project quotas; the hub refuses to start where the engine
+    # cannot enforce it); Kubernetes: each home PVC's capacity. README, "Disk: bounding homes"
+    Setting("JUPYTERHUB_HOME_SIZE", parse=size),
     # between users (hub/docker.py): JupyterHub's internal_ssl, mutual TLS between the hub, the
     # proxy and user servers. Empty: on with DockerSpawner; Swarm and Kubernetes refuse "true"
     Setting("JUPYTERHUB_INTERNAL_SSL", parse=boolean),
@@ -98,7 +110,9 @@ SETTINGS = [
     Setting("JUPYTERHUB_HOMES_NFS"),
     Setting("JUPYTERHUB_HOMES_NFS_OPTIONS", "rw,nfsvers=4.2,hard"),
     # --- user servers with KubeSpawner (hub/kubernetes.py)
-    Setting("JUPYTERHUB_STORAGE_CAPACITY", "10Gi"),
+    # a home PVC's capacity as a Kubernetes quantity, from before JUPYTERHUB_HOME_SIZE (which
+    # replaces it; setting both is an error); neither: 10Gi (kubernetes.py)
+    Setting("JUPYTERHUB_STORAGE_CAPACITY"),
     Setting("JUPYTERHUB_STORAGE_CLASS"),
 ]
 
