@@ -3,9 +3,11 @@ import { ICommandPalette, InputDialog, Notification } from '@jupyterlab/apputils
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { query, requestAPI } from './api';
+import { HomeUsageItem } from './home';
 import { IEnvironmentReport, environmentLines, isPermId } from './logic';
 import { EnvironmentBanner, IHost, OpenbisPanel, reasonOf } from './panel';
 
@@ -30,14 +32,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'openBIS inside JupyterLab: session, browse, download, save, re-open.',
   autoStart: true,
   requires: [IDefaultFileBrowser, IDocumentManager, INotebookTracker],
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, IStatusBar],
   activate: (
     app: JupyterFrontEnd,
     browser: IDefaultFileBrowser,
     docManager: IDocumentManager,
     notebooks: INotebookTracker,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    statusBar: IStatusBar | null
   ) => {
     const host: IHost = {
       currentFolder: () => browser.model.path,
@@ -59,6 +62,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'right', { rank: 50 }); // beside the file browser
     restorer?.add(panel, 'openbis-panel');
 
+    if (statusBar) {
+      const home = new HomeUsageItem();
+      statusBar.registerStatusItem('@openbis-jupyterhub/jupyterlab-openbis:home', {
+        item: home,
+        align: 'left',
+        rank: 100
+      });
+      app.serviceManager.contents.fileChanged.connect(() => home.refreshSoon());
+    }
     const showPanel = () => app.shell.activateById(panel.id);
     notebooks.currentChanged.connect(() => void panel.notebookChanged());
     notebooks.widgetAdded.connect((_, nb) => void addBanner(nb, panel));

@@ -39,8 +39,8 @@ def usage(home: str) -> dict:
 
 
 def human(n: float) -> str:
-    """Bytes as people read them: ``1.2 GB`` (binary units, as the setting's ``10G``)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
+    """Bytes as people read them, as the lab's formatBytes: ``1.2 GB`` (binary units)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
