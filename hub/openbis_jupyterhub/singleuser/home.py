@@ -58,10 +58,11 @@ def full_message(home: str, path: str) -> str:
     else:
         state = f"The disk that holds your home is full ({human(now['free'])} free)."
     return (
-        f"{state} {path} was not saved; your changes are still open here. Delete or move "
-        "files you no longer need (largest first: `du -sh ~/* ~/.[!.]* | sort -h` in a "
-        "terminal; files deleted in JupyterLab wait in ~/.local/share/Trash and still count), "
-        "then save again. Still full? Ask your JupyterHub admin for more space."
+        f"{state} {path} was not saved (the file on disk may be cut short); your changes are "
+        "still open here. Delete or move files you no longer need (largest first: "
+        "`du -sh ~/* ~/.[!.]* | sort -h` in a terminal; files deleted in JupyterLab wait in "
+        "~/.local/share/Trash and still count), then save again. Still full? Ask your "
+        "JupyterHub admin for more space."
     )
 
 
