@@ -18,7 +18,7 @@ lint: ## ruff, hadolint, shellcheck
 COMPOSE ?= docker compose
 export COMPOSE
 
-.PHONY: trial trial-down up down logs build upgrade backup restore
+.PHONY: trial trial-down up down logs build upgrade backup restore home-usage
 trial: ## try it all on this machine, without an openBIS (prints one address)
 	scripts/trial
 
@@ -47,6 +47,9 @@ backup: ## archive hub state and every user volume into backups/<date>/ (or BACK
 
 restore: ## BACKUP=backups/<date>: restore its volumes that are missing or empty (after make down)
 	scripts/restore $(BACKUP)
+
+home-usage: ## how much each user's home holds, largest first, and its size limit
+	scripts/home-usage
 
 # --- Docker Swarm (deploy/swarm/stack.yaml; docs/scale-out.md) -----------------------------------
 .PHONY: swarm-up swarm-down

@@ -42,8 +42,8 @@ What passes, and only for our own objects:
   never started;
 - ``PUT …/archive?path=/certs`` into a staging container that is not running;
 - with ``JUPYTERHUB_HOME_SIZE``: ``POST /volumes/create`` of a user's home with the local driver
-  and exactly that ``size`` option, ``GET /volumes/{name}`` of our volumes, and ``DELETE`` of
-  the size probe volume (``hub/docker.py``).
+  and exactly that ``size`` option, and ``DELETE`` of the size probe volume
+  (``hub/docker.py``).
 
 Everything else (exec, build, other containers, networks, swarm, plugins, events, system) is
 refused.
@@ -114,7 +114,7 @@ class Rules:
             cpu_quota=None if cpu is None else int(cpu * CPU_PERIOD),
             read_only_root=s["JUPYTERHUB_READ_ONLY_ROOT"],
             no_new_privileges=s["JUPYTERHUB_NO_NEW_PRIVILEGES"],
-            home_size=s.get("JUPYTERHUB_HOME_SIZE"),
+            home_size=s["JUPYTERHUB_HOME_SIZE"],
         )
 
     def owns(self, name: str) -> bool:
@@ -225,14 +225,12 @@ def check(rules: Rules, method: str, target: str, content_type: str, body: bytes
     if (method, path) == ("POST", "/volumes/create") and rules.home_size:
         volume = check_volume(rules, parse_json(content_type, body))
         return Forward(method, api + path, {}, encode(volume), "application/json")
-    match = re.fullmatch(r"/volumes/([A-Za-z0-9_.-]+)", path)
-    if match and rules.home_size:
-        name = match.group(1)
-        ours = re.fullmatch(
-            re.escape(rules.volume_prefix) + f"({_ESCAPED_ID}|{re.escape(SIZE_PROBE)})", name
-        )
-        if method == "GET" and ours or method == "DELETE" and name.endswith(SIZE_PROBE) and ours:
-            return _bodyless(Forward(method, api + path), url.query, body, {})
+    if (
+        method == "DELETE"
+        and path == f"/volumes/{rules.volume_prefix}{SIZE_PROBE}"
+        and rules.home_size
+    ):
+        return _bodyless(Forward(method, api + path), url.query, body, {})
     match = re.fullmatch(r"/containers/([A-Za-z0-9_.-]+)(/json|/start|/stop|/archive)?", path)
     if match:
         ref, verb = match.groups()

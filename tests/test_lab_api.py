@@ -96,6 +96,21 @@ def test_status_names_user_and_openbis_and_needs_jupyter_auth(lab):
     assert requests.get(f"{lab.url}openbis/api/status", timeout=10).status_code == 403
 
 
+def test_home_usage_is_the_homes_filesystem_and_needs_jupyter_auth(lab):
+    """This home has no limit (JUPYTERHUB_HOME_SIZE unset): the disk's numbers, marked so.
+    A bounded home: tests/test_singleuser_image.py."""
+    import requests
+
+    answer = lab.api("GET", "home")
+    st = os.statvfs(lab.home)
+    usage = answer.json()
+    assert answer.status_code == 200 and usage["bounded"] is False
+    assert usage["size"] == st.f_blocks * st.f_frsize
+    # the disk is shared with other tests: its free space moves a little between two looks
+    assert abs(usage["free"] - st.f_bavail * st.f_frsize) < 1024**3
+    assert requests.get(f"{lab.url}openbis/api/home", timeout=10).status_code == 403
+
+
 def test_expired_session_says_what_to_do_everywhere_and_writes_nothing(lab):
     lab.double.control.expire(user="JDoe")
     before = files_in(lab.home)

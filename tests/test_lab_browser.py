@@ -372,3 +372,13 @@ def test_run_all_a_cell_reading_its_notebook_finds_the_outputs_above(page, lab, 
 
     until(page, run_all_cells, read)
     assert read.inner_text().strip() == r"['first output\n', '42']"
+
+
+def test_the_status_bar_shows_how_full_the_home_is(page, lab):
+    """This home has no limit of its own (JUPYTERHUB_HOME_SIZE unset): the disk's free space,
+    never the disk's use as if it were the home's. A bounded home's numbers: the image's tests
+    (tests/test_singleuser_image.py) and the labextension's jest tests."""
+    open_lab(page, f"{lab.url}lab?token={lab.token}&reset")
+    item = page.locator("#jp-main-statusbar .jp-OpenbisHome")
+    expect(item).to_have_text(re.compile(r"^Disk: \d+(\.\d)? [kMGT]?B free$"), timeout=TIMEOUT)
+    assert "no size limit of its own" in item.get_attribute("title")

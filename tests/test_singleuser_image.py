@@ -67,9 +67,10 @@ SERVER_REQUEST = textwrap.dedent(
     """
     import sys, urllib.error, urllib.request
 
-    method, url = sys.argv[1:]
+    method, url, *body = sys.argv[1:]
     request = urllib.request.Request(
-        url, method=method, data=b"{}" if method == "POST" else None,
+        url, method=method,
+        data=body[0].encode() if body else b"{}" if method == "POST" else None,
         headers={"Authorization": "token any"},  # the hub stand-in: the user's token
     )
     try:
@@ -108,7 +109,7 @@ SERVER_COMMAND = ["bash", "-c", 'python -c "$0" & exec start-singleuser.sh', HUB
 class UserServer:
     """One container of the image, started like the hub's spawner starts it."""
 
-    def __init__(self, image, double, volume=None):
+    def __init__(self, image, double, volume=None, options=()):
         self.double = double
         self.name = f"{double.network}-{uuid.uuid4().hex[:8]}"
         env = {
@@ -121,7 +122,7 @@ class UserServer:
             args += ["-e", f"{key}={value}"]
         if volume:
             args += ["-v", f"{volume}:/home/jovyan"]
-        docker(*args, image, *SERVER_COMMAND)
+        docker(*args, *options, image, *SERVER_COMMAND)
         self.wait_until_ready()
         self.fresh_session()  # the token arrives after the start, as the hub hands it over
 
@@ -155,12 +156,13 @@ class UserServer:
             raise AssertionError(f"{command} failed ({result.returncode}): {result.stderr}")
         return result
 
-    def request(self, method, path):
-        """``method`` ``path`` (below the server's URL) as the user's browser; (status, body)."""
+    def request(self, method, path, body=None):
+        """``method`` ``path`` (below the server's URL) as the user's browser, with ``body``
+        (JSON) if given; (status, body)."""
         url = f"http://127.0.0.1:8888/user/{USER}/{path}"
-        status, _, body = self.exec("python", "-c", SERVER_REQUEST, method, url).stdout.partition(
-            "\n"
-        )
+        extra = [json.dumps(body)] if body is not None else []
+        answer = self.exec("python", "-c", SERVER_REQUEST, method, url, *extra).stdout
+        status, _, body = answer.partition("\n")
         return int(status), body
 
     def run(self, *command, check=True):
@@ -665,3 +667,55 @@ def test_a_derived_image_adds_debian_and_python_packages_as_usual(singleuser_ima
     assert "openbis_jupyterlab" in listing
     # apt brought jq and its two libraries, not the packages the image removed
     assert image_size(derived_image) < image_size(singleuser_image) + 100_000_000
+
+
+# --- the home's size (singleuser/home.py): a bounded home is a tmpfs of its own here ------------
+MIB = 1024**2
+
+
+@pytest.fixture(scope="module")
+def small_home_server(singleuser_image, openbis_double_container):
+    """A server whose home is an 8 MiB filesystem, as the hub sets it up with
+    JUPYTERHUB_HOME_SIZE=8M (on XFS: a project quota, which statvfs reports the same way)."""
+    server = UserServer(
+        singleuser_image,
+        openbis_double_container,
+        options=[
+            "--tmpfs", "/home/jovyan:size=8m,uid=1000,gid=100,mode=0755",
+            "-e", "JUPYTERHUB_HOME_SIZE=8M",
+        ],
+    )  # fmt: skip
+    yield server
+    server.remove()
+
+
+def test_the_status_bar_reads_a_bounded_home_against_its_limit(small_home_server):
+    status, body = small_home_server.request("GET", "openbis/api/home")
+    usage = json.loads(body)
+    assert status == 200 and usage["bounded"] is True
+    assert usage["size"] == 8 * MIB
+    assert 0 < usage["used"] < 8 * MIB and usage["free"] == 8 * MIB - usage["used"]
+
+
+def test_a_home_without_a_limit_shows_the_disk(server):
+    status, body = server.request("GET", "openbis/api/home")
+    assert status == 200 and json.loads(body)["bounded"] is False
+
+
+def test_a_save_into_a_full_home_says_so_and_what_to_do(small_home_server):
+    server = small_home_server
+    server.exec("sh", "-c", "head -c 20M /dev/zero > ~/filler", check=False)  # up to ENOSPC
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\n" * 2000)])
+    model = {"type": "notebook", "format": "json", "content": notebook}
+    try:
+        status, body = server.request("PUT", "api/contents/analysis.ipynb", model)
+        message = json.loads(body)["message"]
+        assert status == 507, body
+        assert message.startswith("Your home is full: 8.0 MB of 8.0 MB used, 0 B free.")
+        assert "analysis.ipynb was not saved" in message and "Delete or move files" in message
+        assert "Errno" not in message
+    finally:
+        server.exec("rm", "-f", "/home/jovyan/filler")
+    # with room again, the same save works
+    status, body = server.request("PUT", "api/contents/analysis.ipynb", model)
+    assert status in (200, 201), body

@@ -4,9 +4,9 @@ The hub (``openbis_jupyterhub.hub``) and our Jupyter server extension in each us
 (``openbis_jupyterhub.singleuser``) run in different containers, maybe on different hosts, and
 during an upgrade from different image versions. They share nothing but what is here:
 
-- **the environment** a user's server starts with (``ENV_*``): the openBIS URL and CA only. No
-  credential is ever in it: a container's environment shows in ``docker inspect`` and
-  ``/proc/*/environ``;
+- **the environment** a user's server starts with (``ENV_*``): the openBIS URL and CA, and the
+  size homes are bounded to (``JUPYTERHUB_HOME_SIZE``, ``size_bytes``), if any. No credential
+  is ever in it: a container's environment shows in ``docker inspect`` and ``/proc/*/environ``;
 - **two hand-over endpoints** below the server's base URL:
   ``PUT {server}/openbis/token`` with ``{"token": T}`` (the user's newest openBIS session token,
   sent when the server is ready and after every sign-in) and
@@ -35,6 +35,9 @@ from urllib.parse import urlparse
 # --- the environment of a user's server --------------------------------------------------------
 ENV_OPENBIS_URL = "OPENBIS_URL"  # the openBIS server; pyBIS's Openbis() reads it
 ENV_OPENBIS_CA_CERT = "OPENBIS_CA_CERT"  # PEM text of an internal CA (the image trusts it)
+# the hub's JUPYTERHUB_HOME_SIZE (Docker syntax, 10G), set only when homes are bounded
+ENV_HOME_SIZE = "JUPYTERHUB_HOME_SIZE"
+SIZE = re.compile(r"^([1-9][0-9]*)([KMGT])\Z")
 
 # --- the hand-over endpoints, below the server's base URL --------------------------------------
 TOKEN_PATH = "openbis/token"  # noqa: S105 (a URL path)
@@ -65,3 +68,12 @@ def is_handover(identity: dict | None) -> bool:
 def token_path(openbis_url: str, home: Path | None = None) -> Path:
     """Where pyBIS's ``Openbis()`` looks for the saved session token of ``openbis_url``."""
     return (home or Path.home()) / ".pybis" / f"{urlparse(openbis_url).hostname}.token"
+
+
+def size_bytes(text: str) -> int:
+    """``10G`` -> bytes: a whole number and K, M, G or T, binary units as Docker counts them
+    (the ``local`` volume driver's ``size``, ``--memory``) and Kubernetes' ``Ki``..``Ti``."""
+    match = SIZE.match(text.strip().upper())
+    if not match:
+        raise ValueError("must be a whole number and K, M, G or T, like 10G")
+    return int(match[1]) * 1024 ** ("KMGT".index(match[2]) + 1)

@@ -8,9 +8,11 @@ import {
   NotebookPanel,
   runCell
 } from '@jupyterlab/notebook';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { query, requestAPI } from './api';
+import { HomeUsageItem } from './home';
 import { IEnvironmentReport, IFolderItem, environmentLines, isPermId } from './logic';
 import { EnvironmentBanner, IHost, OpenbisPanel, reasonOf } from './panel';
 import { SaveBeforeSaving, isSavingCell } from './saving';
@@ -98,14 +100,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'openBIS inside JupyterLab: session, browse, download, save, re-open.',
   autoStart: true,
   requires: [IDefaultFileBrowser, IDocumentManager, INotebookTracker],
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, IStatusBar],
   activate: (
     app: JupyterFrontEnd,
     browser: IDefaultFileBrowser,
     docManager: IDocumentManager,
     notebooks: INotebookTracker,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    statusBar: IStatusBar | null
   ) => {
     const host: IHost = {
       currentFolder: () => browser.model.path,
@@ -142,6 +145,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'right', { rank: 50 }); // beside the file browser
     restorer?.add(panel, 'openbis-panel');
 
+    if (statusBar) {
+      const home = new HomeUsageItem();
+      statusBar.registerStatusItem('@openbis-jupyterhub/jupyterlab-openbis:home', {
+        item: home,
+        align: 'left',
+        rank: 100
+      });
+      app.serviceManager.contents.fileChanged.connect(() => home.refreshSoon());
+    }
     const showPanel = () => app.shell.activateById(panel.id);
     notebooks.currentChanged.connect(() => void panel.notebookChanged());
     notebooks.widgetAdded.connect((_, nb) => void addBanner(nb, panel));

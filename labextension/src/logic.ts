@@ -109,6 +109,42 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[i]}`;
 }
 
+/** How full the home is (`GET openbis/api/home`, home.py): bytes of one statvfs. */
+export interface IHomeUsage {
+  bounded: boolean; // the home is a filesystem of its own size: its limit
+  size: number;
+  used: number; // the whole disk's when not bounded
+  free: number;
+}
+
+/** Nearly full from this fraction on: the status bar item warns. */
+export const HOME_WARN_FRACTION = 0.9;
+
+/** The status bar's words for the home: its use against its limit, or the disk's free space
+ * where the home has no limit of its own (then the disk's use says nothing about the home). */
+export function homeUsageText(usage: IHomeUsage): {
+  text: string;
+  title: string;
+  warn: boolean;
+} {
+  if (usage.bounded) {
+    return {
+      text: `Home: ${formatBytes(usage.used)} of ${formatBytes(usage.size)}`,
+      title:
+        `Your home holds ${formatBytes(usage.used)} of at most ${formatBytes(usage.size)}; ` +
+        `${formatBytes(usage.free)} free.`,
+      warn: usage.size > 0 && usage.used >= HOME_WARN_FRACTION * usage.size
+    };
+  }
+  return {
+    text: `Disk: ${formatBytes(usage.free)} free`,
+    title:
+      `Your home has no size limit of its own: the disk that holds it has ` +
+      `${formatBytes(usage.free)} free, shared with others.`,
+    warn: usage.size > 0 && usage.free <= (1 - HOME_WARN_FRACTION) * usage.size
+  };
+}
+
 /** Fraction done, 0..1 (a job that knows no total yet is at 0). */
 export function progressFraction(job: IJob): number {
   if (job.state === 'done') {

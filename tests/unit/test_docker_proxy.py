@@ -385,7 +385,8 @@ def test_home_volumes_with_the_configured_size_only():
     with pytest.raises(Refused):  # without a home size, no volume is ever created by the hub
         data = json.dumps(body).encode()
         check(RULES, "POST", f"{API}/volumes/create", "application/json", data)
-    check(rules, "GET", f"{API}/volumes/{HOME_VOLUME}", "", b"")
+    with pytest.raises(Refused):
+        check(rules, "GET", f"{API}/volumes/{HOME_VOLUME}", "", b"")
     check(rules, "DELETE", f"{API}/volumes/jupyterhub-user-.size-probe", "", b"")
     with pytest.raises(Refused):
         check(rules, "DELETE", f"{API}/volumes/{HOME_VOLUME}", "", b"")

@@ -16,6 +16,12 @@ TLS. Every server gets a certificate of the hub's ``notebooks-ca`` and accepts o
 with one of ``hub-ca`` (the hub) or ``proxy-client-ca`` (the proxy): another user's code, even
 holding its own server's key, gets no TLS session, so no answer. ``OpenBISDockerSpawner``
 brings the certificate into the container (``move_certs``) through the Docker API filter.
+
+Bounded homes (``JUPYTERHUB_HOME_SIZE``): the spawner creates the user's home volume itself,
+with the ``local`` driver's ``size`` option, before the container (which would otherwise
+create it without), and the hub starts only when the engine can enforce that option
+(``check_home_size``): Docker's data-root on XFS mounted with ``pquota``. A home created
+before the setting keeps no bound; the spawner logs that at every start of its server.
 """
 
 import asyncio
@@ -28,12 +34,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import docker
 from cryptography import x509
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
+from docker.utils import kwargs_from_env
 from dockerspawner import DockerSpawner
 from traitlets import Float, List, Unicode, default
 
+from .. import contract
+from .settings import SettingError
+
 HOME = "/home/jovyan"
+PROBE = ".size-probe"  # after the volume prefix; a "." never occurs in escaped user ids
 USER_IDS = (1000, 100)  # jovyan:users, who runs the image's server
 CERTS_DIR = "/certs"  # where DockerSpawner mounts the certificates volume (read-only)
 
@@ -113,6 +125,48 @@ class OpenBISDockerSpawner(DockerSpawner):
             await self.docker("remove_container", staging["Id"])
         return {kind: f"{CERTS_DIR}/{os.path.basename(path)}" for kind, path in paths.items()}
 
+    home_size = Unicode(
+        "",
+        config=True,
+        help="""Size limit of each user's home volume (the local driver's ``size`` option,
+        e.g. 10G); empty: unbounded. The engine must support it (check_home_size).""",
+    )
+
+    def home_volume(self) -> str:
+        """The name of the volume mounted at the home directory."""
+        return next(name for name, bind in self.volume_binds.items() if bind["bind"] == HOME)
+
+    async def create_home_volume(self) -> dict:
+        """The user's home volume, created with ``home_size`` (an existing one is returned
+        as it is: the engine applies driver options at creation only)."""
+        name = self.home_volume()
+        volume = await self.docker(
+            "create_volume", name, driver="local", driver_opts={"size": self.home_size}
+        )
+        bound = (volume.get("Options") or {}).get("size")
+        if bound is None:
+            self.log.warning(
+                "%s's home volume %s was created without a size limit (before "
+                "JUPYTERHUB_HOME_SIZE was set) and stays unbounded (docs/admin-guide.md, Disk)",
+                self.user.name,
+                name,
+            )
+        elif bound != self.home_size:
+            self.log.warning(
+                "%s's home volume %s keeps the size limit it was created with, %s "
+                "(JUPYTERHUB_HOME_SIZE=%s applies to new homes)",
+                self.user.name,
+                name,
+                bound,
+                self.home_size,
+            )
+        return volume
+
+    async def create_object(self):
+        if self.home_size:
+            await self.create_home_volume()
+        return await super().create_object()
+
     ready_poll_interval = Float(
         0.05, config=True, help="Seconds between looks at a starting server."
     )
@@ -165,6 +219,33 @@ def renew_hub_certificate_without(location: str, names: list[str]) -> None:
         Certipy(store_dir=location).store.remove_files("hub-internal", delete_dir=True)
 
 
+def check_home_size(client: docker.APIClient, volume_prefix: str, size: str) -> None:
+    """Refuse ``JUPYTERHUB_HOME_SIZE`` when the engine cannot enforce it: create a volume
+    ``{volume_prefix}.size-probe`` with that size (the engine refuses the option unless its
+    data-root is XFS with project quotas), then remove it."""
+    probe = volume_prefix + PROBE
+    try:  # left over by a hub that stopped in the middle of this
+        client.remove_volume(probe)
+    except NotFound:
+        pass
+    try:
+        client.create_volume(probe, driver="local", driver_opts={"size": size})
+    except APIError as e:
+        raise SettingError(
+            f"JUPYTERHUB_HOME_SIZE={size}: the Docker engine cannot limit the size of volumes "
+            f"({e.explanation}). It can when its data-root (/var/lib/docker) is on XFS mounted "
+            "with the pquota option (docs/admin-guide.md, Disk). Or leave "
+            "JUPYTERHUB_HOME_SIZE empty: homes are then unbounded."
+        ) from None
+    client.remove_volume(probe)
+
+
+def engine() -> docker.APIClient:
+    """A client of the Docker engine as DockerSpawner makes its own (DOCKER_HOST: in the
+    compose stack, the Docker API filter)."""
+    return docker.APIClient(version="auto", **kwargs_from_env())
+
+
 def configure(c, settings: Mapping[str, object]) -> None:
     c.DockerSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
     c.DockerSpawner.network_name = settings["JUPYTERHUB_NETWORK"]
@@ -179,6 +260,15 @@ def configure(c, settings: Mapping[str, object]) -> None:
     c.DockerSpawner.extra_host_config = host_config(settings)
     # numeric, as the Docker API filter requires: no name lookup can make it root
     c.DockerSpawner.extra_create_kwargs = {"user": "{}:{}".format(*USER_IDS)}
+    if settings["JUPYTERHUB_HOME_SIZE"]:
+        check_home_size(
+            engine(), settings["JUPYTERHUB_VOLUME_PREFIX"], settings["JUPYTERHUB_HOME_SIZE"]
+        )
+        c.OpenBISDockerSpawner.home_size = settings["JUPYTERHUB_HOME_SIZE"]
+        # the server shows the home's use against it (singleuser/home.py)
+        c.DockerSpawner.environment.update(
+            {contract.ENV_HOME_SIZE: settings["JUPYTERHUB_HOME_SIZE"]}
+        )
     if settings["JUPYTERHUB_INTERNAL_SSL"] is not False:
         c.JupyterHub.internal_ssl = True
         # the CAs stay in the state volume: servers outlive hub restarts and upgrades

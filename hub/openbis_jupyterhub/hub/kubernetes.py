@@ -17,6 +17,9 @@ keeps their files).
 
 from collections.abc import Mapping
 
+from .. import contract
+from .settings import SettingError
+
 # where the single-user image (images/singleuser) keeps the user's files, as jovyan 1000:100
 HOME = "/home/jovyan"
 
@@ -25,9 +28,9 @@ def configure(c, values: Mapping[str, object]) -> None:
     """Set KubeSpawner's traitlets on the config ``c`` from the settings.
 
     Used: ``JUPYTERHUB_SINGLEUSER_IMAGE``, ``JUPYTERHUB_MEM_LIMIT``/``_GUARANTEE``,
-    ``JUPYTERHUB_CPU_LIMIT``/``_GUARANTEE``, ``JUPYTERHUB_STORAGE_CAPACITY``,
-    ``JUPYTERHUB_STORAGE_CLASS`` (default: the cluster's), ``JUPYTERHUB_HUB_CONNECT_IP`` (the
-    hub's Service name, as user pods resolve it).
+    ``JUPYTERHUB_CPU_LIMIT``/``_GUARANTEE``, ``JUPYTERHUB_HOME_SIZE`` (or the older
+    ``JUPYTERHUB_STORAGE_CAPACITY``), ``JUPYTERHUB_STORAGE_CLASS`` (default: the cluster's),
+    ``JUPYTERHUB_HUB_CONNECT_IP`` (the hub's Service name, as user pods resolve it).
     """
     # A user's files outlive their hub account: deleting a user (admin page, API, a culler
     # with --cull-users) stops the pod but keeps the PVC, so the next sign-in finds them.
@@ -67,7 +70,7 @@ def configure(c, values: Mapping[str, object]) -> None:
     # Storage: one dynamically provisioned PVC per user, mounted as the home directory
     # (what the chart does for singleuser.storage.type=dynamic, with the same names).
     default("storage_pvc_ensure", True)
-    default("storage_capacity", values["JUPYTERHUB_STORAGE_CAPACITY"])
+    default("storage_capacity", home_capacity(values))
     default("storage_class", values["JUPYTERHUB_STORAGE_CLASS"])
     volume = "volume-{user_server}"
     default(
@@ -75,8 +78,23 @@ def configure(c, values: Mapping[str, object]) -> None:
         {volume: {"name": volume, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}},
     )
     default("volume_mounts", {volume: {"name": volume, "mountPath": HOME}})
+    if values["JUPYTERHUB_HOME_SIZE"]:  # the server shows the home's use against it
+        c.KubeSpawner.environment.update({contract.ENV_HOME_SIZE: values["JUPYTERHUB_HOME_SIZE"]})
 
     # User pods reach the hub API through the hub's Service (the chart sets hub_connect_url).
     connect_ip = values["JUPYTERHUB_HUB_CONNECT_IP"]
     if connect_ip and not {"hub_connect_ip", "hub_connect_url"} & set(c.JupyterHub):
         c.JupyterHub.hub_connect_ip = connect_ip
+
+
+def home_capacity(values: Mapping[str, object]) -> str:
+    """Each home PVC's capacity: ``JUPYTERHUB_HOME_SIZE`` in Kubernetes' binary units
+    (``10G`` -> ``10Gi``, the same bytes Docker's ``10G`` means), else the older
+    ``JUPYTERHUB_STORAGE_CAPACITY`` (a Kubernetes quantity), else ``10Gi``."""
+    size, capacity = values["JUPYTERHUB_HOME_SIZE"], values["JUPYTERHUB_STORAGE_CAPACITY"]
+    if size and capacity:
+        raise SettingError(
+            "JUPYTERHUB_HOME_SIZE and JUPYTERHUB_STORAGE_CAPACITY are both set: set only "
+            "JUPYTERHUB_HOME_SIZE (it replaces JUPYTERHUB_STORAGE_CAPACITY)."
+        )
+    return f"{size}i" if size else capacity or "10Gi"

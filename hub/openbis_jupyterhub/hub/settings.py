@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..contract import size_bytes
 from .spawners import SPAWNERS
 
 
@@ -40,6 +41,12 @@ def byte_size(text: str) -> int:
     if size <= 0:
         raise ValueError("must be more than 0")
     return size
+
+
+def size(text: str) -> str:
+    """A size in Docker's syntax, whole binary units: ``10G`` (``10g`` -> ``10G``)."""
+    size_bytes(text)
+    return text.upper()
 
 
 def one_of(*choices: str) -> Callable[[str], str]:
@@ -106,6 +113,10 @@ SETTINGS = [
     Setting("JUPYTERHUB_PIDS_LIMIT", 512, parse=int),
     Setting("JUPYTERHUB_READ_ONLY_ROOT", True, parse=boolean),
     Setting("JUPYTERHUB_TMP_SIZE", "1G"),
+    # the most each user's home may hold (10G); empty: unbounded. Docker and Swarm: the local
+    # volume driver's size (XFS project quotas; the hub refuses to start where the engine
+    # cannot enforce it); Kubernetes: each home PVC's capacity. docs/admin-guide.md, "Disk"
+    Setting("JUPYTERHUB_HOME_SIZE", parse=size),
     # between users (hub/docker.py): JupyterHub's internal_ssl, mutual TLS between the hub, the
     # proxy and user servers. Empty: on with DockerSpawner; Swarm and Kubernetes refuse "true"
     Setting("JUPYTERHUB_INTERNAL_SSL", parse=boolean),
@@ -117,7 +128,9 @@ SETTINGS = [
     Setting("JUPYTERHUB_HOMES_NFS"),
     Setting("JUPYTERHUB_HOMES_NFS_OPTIONS", "rw,nfsvers=4.2,hard"),
     # --- user servers with KubeSpawner (hub/kubernetes.py)
-    Setting("JUPYTERHUB_STORAGE_CAPACITY", "10Gi"),
+    # a home PVC's capacity as a Kubernetes quantity, from before JUPYTERHUB_HOME_SIZE (which
+    # replaces it; setting both is an error); neither: 10Gi (kubernetes.py)
+    Setting("JUPYTERHUB_STORAGE_CAPACITY"),
     Setting("JUPYTERHUB_STORAGE_CLASS"),
 ]
 

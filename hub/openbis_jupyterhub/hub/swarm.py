@@ -23,6 +23,11 @@ Swarm needs differently, in ``OpenBISSwarmSpawner`` (dockerspawner 14.0.0's Swar
   a tmpfs mount; no-new-privileges through ``setpriv`` in the command). Swarm sets no swap
   limit of its own (Docker's default: as much swap as memory); nodes without swap, as usual
   for container hosts, have none to give.
+- **Bounded homes** (``JUPYTERHUB_HOME_SIZE``): the home mount carries the ``local`` driver's
+  ``size`` option, so the node that first runs a user's server creates the home with it. A
+  node whose engine cannot enforce it (data-root not on XFS with ``pquota``) refuses the task,
+  and the spawn fails with that error; the hub cannot ask other nodes beforehand. A home
+  created before the setting is reused as it is, unbounded.
 - **Failures at once, with the reason**: a rejected task (missing image, bad mount), a task
   no node can take, or a home node that is down ends the spawn within seconds, with Swarm's
   own error, instead of after ``start_timeout``. The hub, not Swarm, restarts servers
@@ -48,6 +53,9 @@ from docker.types import (
 )
 from dockerspawner import SwarmSpawner
 from traitlets import Bool, Float, Int, List, Unicode, default
+
+from .. import contract
+from .settings import SettingError
 
 HOME = "/home/jovyan"
 MAX_SERVICE_NAME = 63  # a DNS label (moby/swarmkit: validateAnnotations)
@@ -106,6 +114,12 @@ class OpenBISSwarmSpawner(SwarmSpawner):
     tmp_size = Unicode(
         "", config=True, help="Size of the tmpfs mounted on /tmp, e.g. '1G'; empty: no tmpfs."
     )
+    home_size = Unicode(
+        "",
+        config=True,
+        help="""Size limit of a home volume the node creates (the local driver's ``size``
+        option, e.g. 10G); empty: unbounded. Not with volume_driver (NFS homes).""",
+    )
     # DockerSpawner sends every Docker call of every user through one thread: looking more
     # often slows everyone's start when many start at once
     task_poll_interval = Float(1, config=True, help="Seconds between looks at a task.")
@@ -145,13 +159,14 @@ class OpenBISSwarmSpawner(SwarmSpawner):
                 for key, value in self.volume_driver_options.items()
             }
             driver = DriverConfig(self.volume_driver, options or None)
+        bounded = DriverConfig("local", {"size": self.home_size}) if self.home_size else None
         mounts = [
             Mount(
                 target=bind["bind"],
                 source=source,
                 type="volume",
                 read_only=bind["mode"] == "ro",
-                driver_config=driver,
+                driver_config=bounded if bind["bind"] == HOME and not driver else driver,
             )
             for source, bind in self.volume_binds.items()
         ]
@@ -353,6 +368,17 @@ def configure(c, settings: Mapping[str, object]) -> None:
     c.OpenBISSwarmSpawner.pids_limit = settings["JUPYTERHUB_PIDS_LIMIT"]
     c.OpenBISSwarmSpawner.tmp_size = settings["JUPYTERHUB_TMP_SIZE"]
     c.OpenBISSwarmSpawner.constraints = settings["JUPYTERHUB_SWARM_CONSTRAINTS"] or []
+    if settings["JUPYTERHUB_HOME_SIZE"]:
+        if settings["JUPYTERHUB_HOMES_NFS"]:
+            raise SettingError(
+                "JUPYTERHUB_HOME_SIZE does not bound NFS homes (JUPYTERHUB_HOMES_NFS): set "
+                "quotas on the NFS server instead, and leave JUPYTERHUB_HOME_SIZE empty."
+            )
+        c.OpenBISSwarmSpawner.home_size = settings["JUPYTERHUB_HOME_SIZE"]
+        # the server shows the home's use against it (singleuser/home.py)
+        c.SwarmSpawner.environment.update(
+            {contract.ENV_HOME_SIZE: settings["JUPYTERHUB_HOME_SIZE"]}
+        )
     if settings["JUPYTERHUB_HOMES_NFS"]:
         c.SwarmSpawner.volume_driver = "local"
         c.SwarmSpawner.volume_driver_options = nfs_volume_options(

@@ -14,6 +14,7 @@ are ordinary authenticated Jupyter server API handlers under ``{base_url}openbis
     POST datasets {notebook, ...}       save a notebook (+ HTML, files, environment) as a dataset
     POST reopen {permId}                fetch an analysis notebook into ~/<permId>/ (numbered)
     GET  environment?path=              a re-opened notebook's saved environment vs. this one
+    GET  home                           how full the home is: bounded?, size, used, free (home.py)
 
 Errors answer JSON ``{"reason": ...}`` in words meant for the user; an expired session
 answers 401 with ``session_hint.HINT``. Nothing is written when a call fails: downloads
@@ -51,6 +52,7 @@ from tornado.ioloop import IOLoop
 from .. import contract
 from ..logscrub import scrub
 from ..validator import check_name, numbered_names
+from .home import usage
 from .session_hint import HINT, is_session_expired
 
 DEFAULT_MAX_BYTES = 10 * 1024**3  # per download or save; OPENBIS_LAB_MAX_BYTES overrides
@@ -848,6 +850,13 @@ class EnvironmentHandler(_Handler):
         self.answer(await self.run(environment_report, self.root, path))
 
 
+class HomeHandler(_Handler):
+    @web.authenticated
+    @authorized
+    def get(self):
+        self.answer(usage(self.root))  # one statvfs: the status bar asks every minute
+
+
 def handlers(base_url: str) -> list:
     """The panel's API, for ``serverapp.web_app.add_handlers``."""
     api = url_path_join(base_url, "openbis/api")
@@ -861,4 +870,5 @@ def handlers(base_url: str) -> list:
         (f"{api}/datasets", DatasetsHandler),
         (url_path_join(base_url, contract.REOPEN_PATH), ReopenHandler),
         (f"{api}/environment", EnvironmentHandler),
+        (f"{api}/home", HomeHandler),
     ]

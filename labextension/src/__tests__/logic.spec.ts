@@ -10,6 +10,7 @@ import {
   environmentLines,
   folderOf,
   formatBytes,
+  homeUsageText,
   isAnalysis,
   isPermId,
   nodeLabel,
@@ -334,5 +335,30 @@ describe('files next to the notebook', () => {
       files: ['growth/run 1.ipynb.png', 'growth/run 1.ipynb', 'growth/run 1.ipynb.png']
     });
     expect(typeof request !== 'string' && request.files).toEqual(['growth/run 1.ipynb.png']);
+  });
+});
+
+describe('home usage in the status bar', () => {
+  const GB = 1024 ** 3;
+
+  it('shows a bounded home against its limit', () => {
+    const shown = homeUsageText({ bounded: true, size: 10 * GB, used: 1.2 * GB, free: 8.8 * GB });
+    expect(shown.text).toBe('Home: 1.2 GB of 10.0 GB');
+    expect(shown.title).toContain('8.8 GB free');
+    expect(shown.warn).toBe(false);
+  });
+
+  it('warns when a bounded home is nearly full', () => {
+    expect(
+      homeUsageText({ bounded: true, size: 10 * GB, used: 9.5 * GB, free: 0.5 * GB }).warn
+    ).toBe(true);
+  });
+
+  it("shows only the disk's free space for a home without a limit", () => {
+    const shown = homeUsageText({ bounded: false, size: 500 * GB, used: 300 * GB, free: 200 * GB });
+    expect(shown.text).toBe('Disk: 200.0 GB free');
+    expect(shown.text).not.toContain('300');
+    expect(shown.title).toContain('no size limit');
+    expect(shown.warn).toBe(false);
   });
 });

@@ -41,3 +41,6 @@ c.ServerApp.static_immutable_cache = [
 # A notebook the ELN writes has its kernel started at once, before the browser asks for it
 # (hub/openbis_jupyterhub/singleuser/sessions.py)
 c.ServerApp.session_manager_class = "openbis_jupyterhub.singleuser.sessions.OpenBISSessionManager"
+# A save into a full home answers how full it is and what to do, not "[Errno 28]"
+# (hub/openbis_jupyterhub/singleuser/home.py)
+c.ServerApp.contents_manager_class = "openbis_jupyterhub.singleuser.home.HomeContentsManager"
