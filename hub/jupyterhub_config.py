@@ -31,6 +31,8 @@ c.JupyterHub.tornado_settings = {"compress_response": True}
 
 # --- user servers: DockerSpawner, SwarmSpawner or KubeSpawner (JUPYTERHUB_SPAWNER), one module each
 spawners = {"docker": docker, "swarm": swarm, "kubernetes": kubernetes}
+if env["JUPYTERHUB_SINGLEUSER_IMAGES"] and env["JUPYTERHUB_SPAWNER"] != "docker":
+    raise settings.SettingError("JUPYTERHUB_SINGLEUSER_IMAGES needs JUPYTERHUB_SPAWNER=docker")
 spawners[env["JUPYTERHUB_SPAWNER"]].configure(c, env)
 c.Spawner.default_url = "/lab"
 # Many users opening notebooks at once (a class, a lab meeting) make servers slow to start on a

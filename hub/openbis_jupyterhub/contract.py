@@ -4,7 +4,8 @@ The hub (``openbis_jupyterhub.hub``) and our Jupyter server extension in each us
 (``openbis_jupyterhub.singleuser``) run in different containers, maybe on different hosts, and
 during an upgrade from different image versions. They share nothing but what is here:
 
-- **the environment** a user's server starts with (``ENV_*``): the openBIS URL and CA only. No
+- **the environment** a user's server starts with (``ENV_*``): the openBIS URL and CA, and
+  with DockerSpawner the label and id of its image (environment versions). No
   credential is ever in it: a container's environment shows in ``docker inspect`` and
   ``/proc/*/environ``;
 - **two hand-over endpoints** below the server's base URL:
@@ -34,6 +35,9 @@ from urllib.parse import urlparse
 # --- the environment of a user's server --------------------------------------------------------
 ENV_OPENBIS_URL = "OPENBIS_URL"  # the openBIS server; pyBIS's Openbis() reads it
 ENV_OPENBIS_CA_CERT = "OPENBIS_CA_CERT"  # PEM text of an internal CA (the image trusts it)
+# what saved analyses record of the image (hub/docker.py sets them): its label, its image id
+ENV_ENVIRONMENT = "OPENBIS_ENVIRONMENT"
+ENV_IMAGE_ID = "OPENBIS_IMAGE_ID"
 
 # --- the hand-over endpoints, below the server's base URL --------------------------------------
 TOKEN_PATH = "openbis/token"  # noqa: S105 (a URL path)

@@ -102,6 +102,9 @@ DOCKER_ONLY = {
     "JUPYTERHUB_READ_ONLY_ROOT",
     "JUPYTERHUB_TMP_SIZE",
     "JUPYTERHUB_INTERNAL_SSL",  # swarm.py refuses it: certificates cannot reach other nodes
+    # environment versions: jupyterhub_config.py refuses them on Swarm
+    "JUPYTERHUB_SINGLEUSER_LABEL",
+    "JUPYTERHUB_SINGLEUSER_IMAGES",
 }
 
 
