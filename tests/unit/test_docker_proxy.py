@@ -24,12 +24,14 @@ HOME_VOLUME = "jupyterhub-user--4a-44oe"
 CLIENT = docker.APIClient(base_url="unix:///nonexistent", version="1.41")
 
 
-def spawner_body(name=NAME, **host_changes) -> dict:
+def spawner_body(name=NAME, image="openbis-jupyterhub/singleuser:latest", **host_changes) -> dict:
     """The create body DockerSpawner sends for JDoe with hub/docker.py's configuration: built
-    by docker-py from the same arguments (dockerspawner's create_object)."""
+    by docker-py from the same arguments (dockerspawner's create_object). A named server
+    (``NAME--server``) has the same home and certificates of its own."""
     values = settings.read(ENV)
     staging = name.endswith(".certs")
-    binds = {f"{HOME_VOLUME}.certs": {"bind": "/certs", "mode": "rw" if staging else "ro"}}
+    certs = "jupyterhub-user-" + name.removeprefix("jupyter-").removesuffix(".certs") + ".certs"
+    binds = {certs: {"bind": "/certs", "mode": "rw" if staging else "ro"}}
     if not staging:
         binds[HOME_VOLUME] = {"bind": "/home/jovyan", "mode": "rw"}
     extra = {"auto_remove": True, "links": {}, "mounts": []} if not staging else {}
@@ -42,7 +44,7 @@ def spawner_body(name=NAME, **host_changes) -> dict:
     )
     host.update(host_changes)
     config = CLIENT.create_container_config(
-        "openbis-jupyterhub/singleuser:latest",
+        image,
         command=None if staging else ["start-singleuser.sh"],
         environment=None if staging else {"JUPYTERHUB_USER": "JDoe"},
         volumes=sorted(b["bind"] for b in binds.values()),
@@ -363,9 +365,48 @@ def test_staging_containers_are_never_started_and_only_they_take_files():
 def test_names_of_our_containers():
     assert RULES.owns(f"/{NAME}")
     assert RULES.owns(f"/{NAME}.certs")
+    assert RULES.owns(f"/{NAMED}")  # a named server (an environment version)
+    assert RULES.owns(f"/{NAMED}.certs")
     assert not RULES.owns("/openbis-jupyterhub-hub-1")
     assert not RULES.owns("/jupyterx")
     assert not RULES.owns("/jupyter-JDoe")
+    for name in (f"{NAME}--", f"{NAMED}--x", f"{NAME}---x", f"{NAME}-2", f"{NAME}.certs--x"):
+        assert not RULES.owns(f"/{name}"), name
+
+
+# --- environment versions: named servers of earlier images (JUPYTERHUB_SINGLEUSER_IMAGES) ------
+OLD_IMAGE = "openbis-jupyterhub/singleuser:2026.06"
+NAMED = f"{NAME}--2026-2e06"  # JDoe's named server "2026.06"
+ENV_RULES = Rules.from_env({**ENV, "JUPYTERHUB_SINGLEUSER_IMAGES": f"2026.06={OLD_IMAGE}"}, "1.41")
+
+
+def test_a_named_server_of_a_kept_image_passes():
+    for image in ("openbis-jupyterhub/singleuser:latest", OLD_IMAGE):
+        for name in (NAME, NAMED, f"{NAMED}.certs"):
+            forward = create(spawner_body(name, image), name=name, rules=ENV_RULES)
+            assert json.loads(forward.body) == spawner_body(name, image)
+        assert check(ENV_RULES, "GET", f"{API}/images/{image}/json", "", b"")
+    binds = json.loads(create(spawner_body(NAMED), name=NAMED).body)["HostConfig"]["Binds"]
+    assert sorted(binds) == [
+        f"{HOME_VOLUME}--2026-2e06.certs:/certs:ro",  # its own certificates
+        f"{HOME_VOLUME}:/home/jovyan:rw",  # the user's one home
+    ]
+    with pytest.raises(Refused, match="not one of the configured single-user images"):
+        create(spawner_body(NAMED, OLD_IMAGE), name=NAMED)  # not kept by these rules
+
+
+@pytest.mark.parametrize(
+    "binds",
+    [
+        ["jupyterhub-user-alice:/home/jovyan:rw", f"{HOME_VOLUME}--2026-2e06.certs:/certs:ro"],
+        [f"{HOME_VOLUME}:/home/jovyan:rw", f"{HOME_VOLUME}.certs:/certs:ro"],  # the usual one's
+        [f"{HOME_VOLUME}:/home/jovyan:rw", "jupyterhub-user-alice--2026-2e06.certs:/certs:ro"],
+        [f"{HOME_VOLUME}--2026-2e06:/home/jovyan:rw"],  # a home of its own is no user's home
+    ],
+)
+def test_a_named_server_mounts_its_users_volumes_only(binds):
+    with pytest.raises(Refused, match="not this user's volumes"):
+        create(spawner_body(NAMED, OLD_IMAGE, Binds=binds), name=NAMED, rules=ENV_RULES)
 
 
 # --- volumes (JUPYTERHUB_HOME_SIZE) ---------------------------------------------------------------
