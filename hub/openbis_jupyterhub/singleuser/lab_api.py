@@ -26,6 +26,7 @@ service (``contract.REOPEN_PATH``); only ANALYSIS_NOTEBOOK datasets are re-opene
 
 import ast
 import contextlib
+import copy
 import io
 import json
 import os
@@ -474,9 +475,22 @@ OCTAVE_PACKAGES = ("~/.local/share/octave/**", "/usr/share/octave/packages")
 OCTAVE_VERSIONS = "/usr/share/octave/[0-9]*"  # one folder per installed version
 
 
+_environment_cache: dict[tuple, dict] = {}
+
+
 def current_environment() -> dict:
     """This server's environment: its image (name, label, id), Python, R and Octave with their
-    packages. Read from files (package metadata and DESCRIPTION files), no program runs."""
+    packages. Read from files (package metadata and DESCRIPTION files), no program runs; read
+    again when a folder packages are installed into has changed (every save asks for it)."""
+    folders = [*sys.path, *(d for lib in R_LIBRARIES + OCTAVE_PACKAGES for d in _glob(lib))]
+    key = tuple((d, os.stat(d).st_mtime_ns) for d in folders if os.path.isdir(d))
+    if key not in _environment_cache:
+        _environment_cache.clear()
+        _environment_cache[key] = _read_environment()
+    return copy.deepcopy(_environment_cache[key])
+
+
+def _read_environment() -> dict:
     packages = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
