@@ -262,14 +262,15 @@ class OpenBISAuthenticator(NotebookEndpoint, Authenticator):
         while spawner.pending == "spawn" and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         if spawner.ready:
-            await self.hand_over_token(user)
+            await self.hand_over_token(user, spawner)
 
-    async def hand_over_token(self, user):
-        """Push the newest token from auth_state into the user's running server.
+    async def hand_over_token(self, user, spawner=None):
+        """Push the newest token from auth_state into the user's running server (``spawner``:
+        one of their named servers; they share the home, where the token is kept).
 
         ``Openbis()`` run afterwards in any kernel uses it; nothing restarts.
         """
-        spawner = user.spawner
+        spawner = spawner or user.spawner
         if not spawner.ready or spawner.server is None:
             return
         auth_state = await user.get_auth_state() or {}
