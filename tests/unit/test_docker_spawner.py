@@ -65,6 +65,9 @@ def test_the_spawn_form_offers_the_environments_when_there_is_a_choice():
     assert '<option value="2026.06">2026.06' in form
     assert spawner().options_from_form({"environment": ["2026.06"]}) == {"environment": "2026.06"}
     assert asyncio.run(spawner("2026.06").get_options_form()) == ""  # named: no form
+    link = spawner()  # the ELN's sign-in link: /hub/spawn/JDoe?next=/user/JDoe/notebooks/...
+    link.handler = SimpleNamespace(get_argument=lambda name, default: "/user/JDoe/notebooks/x")
+    assert asyncio.run(link.get_options_form()) == ""
     one = spawner()
     one.environments = {"a": "x:1"}
     assert asyncio.run(one.get_options_form()) == ""  # no choice: no form

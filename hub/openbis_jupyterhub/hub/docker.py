@@ -19,7 +19,7 @@ brings the certificate into the container (``move_certs``) through the Docker AP
 
 Environment versions (``JUPYTERHUB_SINGLEUSER_IMAGES``): earlier single-user images kept beside
 the current one, each with a label. A user's usual server runs the one picked in the spawn
-form (default: the current one; the ELN's one-click path shows no form); a JupyterHub named
+form (default: the current one; the ELN's one-click links show no form); a JupyterHub named
 server called after a kept label runs that image beside it, with the same home volume
 (``{prefix}-{user}--{server}``, DockerSpawner's name for named servers). Every server learns
 its label and its image's id (``contract.ENV_ENVIRONMENT``, ``ENV_IMAGE_ID``), which saved
@@ -135,8 +135,11 @@ class OpenBISDockerSpawner(DockerSpawner):
 
     def environment_form(self) -> str:
         """The spawn option of the usual server: which environment (only when there is a
-        choice; the current one is preselected)."""
-        if len(self.environments) < 2 or self.name:
+        choice; the current one is preselected). Not on the way of a link (``?next=``: the
+        ELN's sign-in links, hub/auth.py's landing_url): those start the server at once, in
+        the environment picked last, else the current one."""
+        link = self.handler is not None and self.handler.get_argument("next", None)
+        if len(self.environments) < 2 or self.name or link:
             return ""
         options = "".join(
             f'<option value="{escape(label)}">{escape(label)}'
