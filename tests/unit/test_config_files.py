@@ -42,6 +42,13 @@ def test_environment_versions_are_named_servers_beside_the_usual_one(monkeypatch
         monkeypatch, tmp_path, JUPYTERHUB_SINGLEUSER_LABEL="v3", JUPYTERHUB_SINGLEUSER_IMAGES=""
     )
     assert c.OpenBISDockerSpawner.environments == {"v3": "site/singleuser:2026.12"}
+    c = load(
+        monkeypatch,
+        tmp_path,
+        JUPYTERHUB_SINGLEUSER_LABEL="",
+        JUPYTERHUB_SINGLEUSER_IMAGE="r:5000/su",
+    )
+    assert c.OpenBISDockerSpawner.environments == {"latest": "r:5000/su"}
     assert "allow_named_servers" not in c.JupyterHub
 
 

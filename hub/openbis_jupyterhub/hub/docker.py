@@ -267,7 +267,8 @@ def configure(c, settings: Mapping[str, object]) -> None:
     image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
     c.DockerSpawner.image = image
     # environment versions: the current image's label (default: its tag), then the kept ones
-    label = settings["JUPYTERHUB_SINGLEUSER_LABEL"] or image.rpartition(":")[2]
+    tag = image.split("/")[-1].split("@")[0].partition(":")[2] or "latest"
+    label = settings["JUPYTERHUB_SINGLEUSER_LABEL"] or tag
     kept = settings["JUPYTERHUB_SINGLEUSER_IMAGES"]
     if label in kept or image in kept.values():
         raise SettingError(
