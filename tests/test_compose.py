@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from openbis_double import seed
-from tests.browser import KERNEL_IDLE, NetworkChanges
-from tests.compose_stack import ELN_ORIGIN, escape_user
-from tests.eln import (
+from tests.support.browser import KERNEL_IDLE, NetworkChanges
+from tests.support.compose_stack import ELN_ORIGIN, escape_user
+from tests.support.eln import (
     RAW_BIN,
     RAW_CSV,
     eln_link,
@@ -29,7 +29,7 @@ from tests.eln import (
     run_eln_notebook,
     seed_notebook,
 )
-from tests.jupyter_api import KernelSession
+from tests.support.jupyter_api import KernelSession
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -56,8 +56,8 @@ def jdoe(compose_stack):
 def open_notebook(browser, link, file_name, timeout=120_000, asked=None):
     """Open ``link`` in a fresh browser profile; return the page once it shows the notebook's
     cells: the rendered title and the code cell holding the file name (reloaded when Docker's
-    network changes abort its loading, tests/browser.py). ``asked``: a list that gets the URL
-    of every request the page makes."""
+    network changes abort its loading, tests/support/browser.py). ``asked``: a list that gets
+    the URL of every request the page makes."""
     context = browser.new_context()
     if asked is not None:
         context.on("request", lambda request: asked.append(request.url))
@@ -473,7 +473,7 @@ def test_backup_and_restore_bring_back_a_lost_home(compose_stack, admin_token, j
 def test_idle_servers_are_culled(hub_image, singleuser_image, openbis_double_image, tmp_path):
     """The idle culler stops a server nobody uses (on its own stack: a 20 s timeout). With
     internal_ssl it reaches the hub API with the hub's certificate; without, it cannot."""
-    from tests.compose_stack import ComposeStack
+    from tests.support.compose_stack import ComposeStack
 
     stack = ComposeStack(
         tmp_path, hub_image, singleuser_image, openbis_double_image, JUPYTERHUB_CULL_TIMEOUT="20"

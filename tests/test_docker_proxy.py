@@ -20,7 +20,7 @@ from io import BytesIO
 import docker as docker_py
 import pytest
 
-from tests.conftest import docker
+from tests.support.images import docker
 
 pytestmark = pytest.mark.docker
 

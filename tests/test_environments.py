@@ -16,9 +16,9 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 
-from tests.compose_stack import ComposeStack
-from tests.conftest import docker
-from tests.jupyter_api import KernelSession
+from tests.support.compose_stack import ComposeStack
+from tests.support.images import docker
+from tests.support.jupyter_api import KernelSession
 
 pytestmark = pytest.mark.docker
 

@@ -22,8 +22,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from openbis_double import seed
-from tests.conftest import LABEXTENSION_BUILD, REPO_ROOT, lab_environment
-from tests.hubprocess import JupyterHubProcess
+from tests.support import REPO_ROOT
+from tests.support.hubprocess import JupyterHubProcess
+from tests.support.lab import LABEXTENSION_BUILD, lab_environment
 
 pytestmark = [
     pytest.mark.browser,

@@ -14,9 +14,10 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 
 from openbis_double import DoubleControl, seed
-from tests.browser import NetworkChanges
-from tests.conftest import REPO_ROOT, admin_environment
-from tests.hubprocess import free_port
+from tests.support import REPO_ROOT
+from tests.support.browser import NetworkChanges
+from tests.support.images import admin_environment, docker
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -32,12 +33,6 @@ def make(target, env, timeout=600):
     )
     assert result.returncode == 0, f"make {target}:\n{result.stdout}{result.stderr[-3000:]}"
     return result.stdout
-
-
-def docker(*args):
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=60, check=False
-    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +95,8 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     assert "token" not in notebook.url
 
     # Run > Run All Cells, as a person does; the last cell saves the analysis to openBIS. A
-    # network change (tests/browser.py) also drops the kernel's websocket, and executions sent
-    # meanwhile are lost: then reload and run all again, as a person would.
+    # network change (tests/support/browser.py) also drops the kernel's websocket, and executions
+    # sent meanwhile are lost: then reload and run all again, as a person would.
     created = []
     for _ in range(3):
         network.aborted.clear()

@@ -1,6 +1,6 @@
 """The trial's ELN stand-in page (openbis_double/eln.py) generates the ELN's notebook and its
 copy of a saved one: its JavaScript, run by node, against the Python port the tests use
-(tests/eln.py). It lists saved analyses with their HTML and the re-run link."""
+(tests/support/eln.py). It lists saved analyses with their HTML and the re-run link."""
 
 import json
 import shutil
@@ -12,7 +12,7 @@ from openbis_double import eln
 from openbis_double.protocol import Request
 from openbis_double.server import eln_route
 from openbis_double.state import State
-from tests.eln import eln_copied_notebook, eln_notebook, seed_notebook
+from tests.support.eln import eln_copied_notebook, eln_notebook, seed_notebook
 
 DATASETS = [
     {"permId": {"permId": "20240115093000000-4"}, "experiment": {"permId": {"permId": "E1"}}},

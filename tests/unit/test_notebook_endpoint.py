@@ -12,10 +12,10 @@ from openbis_jupyterhub.hub.handlers import (
     NotebookEndpoint,
     RecentNotebooks,
     ReopenAnalysisHandler,
-    _reason_of,
     check_notebook,
     eln_query_arguments,
 )
+from openbis_jupyterhub.hub.handover import _reason_of
 from tornado import web
 
 

@@ -101,8 +101,8 @@ DOCKER_ONLY = {
     "JUPYTERHUB_PIDS_LIMIT",
     "JUPYTERHUB_READ_ONLY_ROOT",
     "JUPYTERHUB_TMP_SIZE",
-    "JUPYTERHUB_INTERNAL_SSL",  # swarm.py refuses it: certificates cannot reach other nodes
-    # environment versions: jupyterhub_config.py refuses them on Swarm
+    "JUPYTERHUB_INTERNAL_SSL",  # refused on Swarm (spawners.py): certificates stay on one node
+    # environment versions: refused on Swarm (spawners.py): named servers of DockerSpawner
     "JUPYTERHUB_SINGLEUSER_LABEL",
     "JUPYTERHUB_SINGLEUSER_IMAGES",
 }

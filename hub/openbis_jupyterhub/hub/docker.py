@@ -263,7 +263,6 @@ def renew_hub_certificate_without(location: str, names: list[str]) -> None:
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
-    c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.docker.OpenBISDockerSpawner"
     image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
     c.DockerSpawner.image = image
     # environment versions: the current image's label (default: its tag), then the kept ones

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .spawners import SPAWNERS
+
 
 def comma_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (order kept, duplicates dropped)."""
@@ -106,7 +108,7 @@ SETTINGS = [
     Setting("JUPYTERHUB_ALLOWED_USERS", traitlet="Authenticator.allowed_users", parse=comma_list),
     Setting("JUPYTERHUB_CULL_TIMEOUT", 3600, parse=int),
     # --- user servers
-    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker", "swarm", "kubernetes")),
+    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of(*SPAWNERS)),  # spawners.py
     Setting("JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"),
     # environment versions (DockerSpawner): the label saved analyses record for the image
     # above (empty: its tag), and earlier images kept beside it, "label=image,..."
