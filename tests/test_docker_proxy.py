@@ -109,7 +109,8 @@ def send(path, method, target, body=b"", headers=None) -> tuple[int, bytes]:
 
 
 def api_version():
-    return json.loads(docker("version", "--format", "{{json .Server}}"))["APIVersion"]
+    # the Go field (its JSON name is ApiVersion)
+    return docker("version", "--format", "{{.Server.APIVersion}}").strip()
 
 
 def spawner_body(image, name=NAME) -> dict:
