@@ -9,9 +9,11 @@ running container, no container may have a setting the filter refuses, and none 
 is not named as ours. A bypass the unit tests (tests/unit/test_docker_proxy.py) miss fails here.
 """
 
+import functools
 import json
 import re
 import socket
+import subprocess
 import tarfile
 import time
 import uuid
@@ -30,7 +32,7 @@ VOLUMES = f"bypass{RUN}-user-"  # JUPYTERHUB_VOLUME_PREFIX
 NETWORK = f"bypass{RUN}"
 USER = "-4a-44oe"  # JDoe, escaped as DockerSpawner does
 NAME = f"{PREFIX}-{USER}"
-NAMED = f"{NAME}--2026-2e06"  # JDoe's named server "2026.06" (an environment version)
+NAMED = f"{NAME}--env-2d2026-2d06"  # JDoe's named server env-2026-06 (environment versions)
 HOME_VOLUME = f"{VOLUMES}{USER}"
 LIMITS = {"JUPYTERHUB_MEM_LIMIT": "256M", "JUPYTERHUB_PIDS_LIMIT": "64"}
 LIMITS |= {"JUPYTERHUB_TMP_SIZE": "16M"}
@@ -69,7 +71,7 @@ def filter_socket(images, image, tmp_path_factory):
     }
     docker(
         "run", "-d", "--name", f"{PREFIX}-filter", "--network", "none", "--read-only",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+        "--group-add", "999", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
         "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", f"{directory}:/run/docker-proxy",
         *[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
         images["docker-proxy"],
@@ -78,7 +80,8 @@ def filter_socket(images, image, tmp_path_factory):
     deadline = time.monotonic() + 30
     while not path.exists():
         if time.monotonic() > deadline:
-            raise RuntimeError(docker("logs", f"{PREFIX}-filter", check=False))
+            logs = subprocess.run(["docker", "logs", f"{PREFIX}-filter"], capture_output=True)
+            raise RuntimeError(f"the filter never listened: {logs.stderr.decode()[-3000:]}")
         time.sleep(0.1)
     try:
         yield str(path)
@@ -108,8 +111,8 @@ def send(path, method, target, body=b"", headers=None) -> tuple[int, bytes]:
     return status, answer.split(b"\r\n\r\n", 1)[1]
 
 
+@functools.cache
 def api_version():
-    # the Go field (its JSON name is ApiVersion)
     return docker("version", "--format", "{{.Server.APIVersion}}").strip()
 
 
@@ -145,7 +148,7 @@ def assert_nothing_refused_got_through(image, socket_path):
     """What the engine says of every container the filter let through."""
     for container in ours(image):
         host, name = container["HostConfig"], container["Name"].lstrip("/")
-        assert re.fullmatch(rf"{PREFIX}-{USER}(--2026-2e06)?(\.certs)?", name), name
+        assert re.fullmatch(rf"{PREFIX}-{USER}(--env-2d2026-2d06)?(\.certs)?", name), name
         assert not host["Privileged"], name
         assert host["Binds"] == [f"{HOME_VOLUME}:/home/jovyan:rw"], (name, host["Binds"])
         assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == [HOME_VOLUME]
@@ -176,7 +179,7 @@ def test_a_named_server_of_a_kept_image_gets_its_users_home_only(filter_socket, 
     old = kept(image)
     for binds in (
         [f"{VOLUMES}alice:/home/jovyan:rw"],
-        [f"{HOME_VOLUME}:/home/jovyan:rw", f"{VOLUMES}alice--2026-2e06.certs:/certs:ro"],
+        [f"{HOME_VOLUME}:/home/jovyan:rw", f"{VOLUMES}alice--env-2d2026-2d06.certs:/certs:ro"],
     ):
         body = spawner_body(old, NAMED)
         body["HostConfig"]["Binds"] = binds

@@ -77,11 +77,11 @@ def test_an_analysis_reruns_in_the_environment_it_was_made_in(
     try:
         stack.up()
         token = stack.api_token("JDoe")
-        # JDoe's named server "2026.06": the earlier image, beside the usual one
-        started = stack.api("/users/JDoe/servers/2026.06", token, method="POST", json={})
+        # JDoe's named server of "2026.06": the earlier image, beside the usual one
+        started = stack.api("/users/JDoe/servers/env-2026-06", token, method="POST", json={})
         assert started.status_code in (201, 202), started.text
-        wait_until_ready(stack, token, "2026.06")
-        old_url = f"{stack.url}/user/JDoe/2026.06/"
+        wait_until_ready(stack, token, "env-2026-06")
+        old_url = f"{stack.url}/user/JDoe/env-2026-06/"
         headers = {"Authorization": f"token {token}"}
 
         # the analysis, run in the earlier environment, saved through its contents API (which
@@ -122,7 +122,7 @@ def test_an_analysis_reruns_in_the_environment_it_was_made_in(
         assert opened.status_code == 200 and "JupyterLab" in opened.text
         path = unquote(opened.url.split("/lab/tree/", 1)[1])
         folder, name = path.rsplit("/", 1)
-        assert opened.url.startswith(f"{stack.url}/user/JDoe/2026.06/lab/tree/")
+        assert opened.url.startswith(f"{old_url}lab/tree/")
         assert name == "analysis.ipynb"
         assert current_url.group(1) == f"/user/JDoe/lab/tree/{path.replace(' ', '%20')}"
 

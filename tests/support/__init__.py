@@ -14,6 +14,7 @@ from here, never from each other; ``tests/conftest.py`` holds the pytest fixture
 - ``browser``: Chromium's arguments, network changes; ``attacks``: the hostile notebook
 - ``singleuser``: a stand-in for the hub beside one single-user container
 - ``spawner_manifests``, ``install_helm``: the Kubernetes tests' helpers
+- ``spawner_requests``: the Docker API requests DockerSpawner makes, recorded
 """
 
 from pathlib import Path

@@ -59,6 +59,8 @@ def test_environment_versions_are_named_servers_beside_the_usual_one(monkeypatch
         ({"JUPYTERHUB_SINGLEUSER_IMAGES": "x:1"}, "is not label=image"),
         ({"JUPYTERHUB_SINGLEUSER_IMAGES": "a/b=x:1"}, "is not label=image"),
         ({"JUPYTERHUB_SINGLEUSER_IMAGES": "latest=x:1"}, "lists the current image or its label"),
+        ({"JUPYTERHUB_SINGLEUSER_IMAGES": "a.1=x:1,A_1=x:2"}, "differ in more than case"),
+        ({"JUPYTERHUB_SINGLEUSER_IMAGES": f"{'a' * 27}=x:1"}, "at most 26 characters"),
         (
             {"JUPYTERHUB_SINGLEUSER_IMAGES": "a=x:1", "JUPYTERHUB_SPAWNER": "kubernetes"},
             "needs JUPYTERHUB_SPAWNER=docker",

@@ -1,58 +1,42 @@
-"""The Docker API filter's rules: what DockerSpawner sends (built here by docker-py from
-hub/docker.py's own configuration) passes, rebuilt from what was checked; any other wording,
-field, version or value is refused. tests/test_docker_proxy.py sends the same classes of
-bypass through the real filter to the real engine."""
+"""The Docker API filter's rules: what OpenBISDockerSpawner itself sends (its create_object and
+move_certs through docker-py, recorded instead of sent: tests/support/spawner_requests.py)
+passes, rebuilt from what was checked; any other wording, field, version or value is refused.
+tests/test_docker_proxy.py sends the same classes of bypass through the real filter to the
+real engine."""
 
 import io
 import json
 import socket
 import tarfile
 
-import docker
 import pytest
-from openbis_jupyterhub.hub import docker as hub_docker
-from openbis_jupyterhub.hub import settings
 
 from docker_proxy import Refused, Rules, check, check_container_state, pinned_version
-from docker_proxy.server import FilterHandler, Server
+from docker_proxy.server import FilterHandler
+from docker_proxy.server import Server as FilterServer
+from tests.support.spawner_requests import sent_by_spawner
 
 ENV = {"OPENBIS_URL": "https://o.example.org", "JUPYTERHUB_MEM_LIMIT": "2G"}
+ENV_ITEMS = tuple(ENV.items())
 RULES = Rules.from_env(ENV, "1.41")
 API = "/v1.41"
 NAME = "jupyter--4a-44oe"  # JDoe, escaped as DockerSpawner does
 HOME_VOLUME = "jupyterhub-user--4a-44oe"
-CLIENT = docker.APIClient(base_url="unix:///nonexistent", version="1.41")
+NAMED = f"{NAME}--env-2d2026-2d06"  # JDoe's named server env-2026-06 (environment versions)
+SERVERS = {NAME: "", NAMED: "env-2026-06"}
 
 
-def spawner_body(name=NAME, image="openbis-jupyterhub/singleuser:latest", **host_changes) -> dict:
-    """The create body DockerSpawner sends for JDoe with hub/docker.py's configuration: built
-    by docker-py from the same arguments (dockerspawner's create_object). A named server
-    (``NAME--server``) has the same home and certificates of its own."""
-    values = settings.read(ENV)
-    staging = name.endswith(".certs")
-    certs = "jupyterhub-user-" + name.removeprefix("jupyter-").removesuffix(".certs") + ".certs"
-    binds = {certs: {"bind": "/certs", "mode": "rw" if staging else "ro"}}
-    if not staging:
-        binds[HOME_VOLUME] = {"bind": "/home/jovyan", "mode": "rw"}
-    extra = {"auto_remove": True, "links": {}, "mounts": []} if not staging else {}
-    host = CLIENT.create_host_config(
-        binds=binds,
-        network_mode="openbis-jupyterhub",
-        mem_limit=values["JUPYTERHUB_MEM_LIMIT"],
-        **extra,
-        **hub_docker.host_config(values),
-    )
-    host.update(host_changes)
-    config = CLIENT.create_container_config(
-        image,
-        command=None if staging else ["start-singleuser.sh"],
-        environment=None if staging else {"JUPYTERHUB_USER": "JDoe"},
-        volumes=sorted(b["bind"] for b in binds.values()),
-        ports=None if staging else {"8888/tcp": None},
-        host_config=host,
-        user="1000:100",
-    )
-    return {k: v for k, v in config.items() if v is not None}  # docker-py's _post_json
+def spawner_body(name=NAME, image=None, **host_changes) -> dict:
+    """The create body the spawner sends for JDoe (or for the certificates' staging
+    container), also for their named server ``NAMED`` of ``image``, with ``host_changes`` to
+    its HostConfig."""
+    server = SERVERS[name.removesuffix(".certs")]
+    kind = "staging" if name.endswith(".certs") else "create"
+    params, body = sent_by_spawner(ENV_ITEMS, server, image)[kind]
+    assert params == {"name": name}
+    body = json.loads(json.dumps(body))
+    body["HostConfig"].update(host_changes)
+    return body
 
 
 def create(body, name=NAME, raw=None, content_type="application/json", rules=RULES):
@@ -67,6 +51,15 @@ def test_what_the_spawner_sends_passes_rebuilt():
     assert forward.content_type == "application/json"
     staging = create(spawner_body(f"{NAME}.certs"), name=f"{NAME}.certs")
     assert json.loads(staging.body)["HostConfig"]["Binds"] == [f"{HOME_VOLUME}.certs:/certs:rw"]
+    params, archive = sent_by_spawner(ENV_ITEMS)["archive"]
+    put = check(
+        RULES, "PUT", f"{API}/containers/{NAME}.certs/archive?path={params['path']}", "", archive
+    )  # noqa: E501
+    with tarfile.open(fileobj=io.BytesIO(put.body)) as rewritten:
+        assert [(m.name, m.mode, m.uid) for m in rewritten] == [
+            ("spawner_requests.py", 0o400, 1000),
+            ("spawner_requests.py", 0o444, 1000),
+        ]
     for method, path in [("GET", "/_ping"), ("HEAD", "/_ping"), ("GET", "/version")]:
         assert check(RULES, method, path, "", b"").target == path
         assert check(RULES, method, API + path, "", b"").target == API + path
@@ -337,15 +330,16 @@ def test_the_configured_settings_are_the_ones_required():
         "JUPYTERHUB_NO_NEW_PRIVILEGES": "false",
     }
     rules = Rules.from_env(env, "1.41")
-    body = spawner_body(
-        CapAdd=["NET_BIND_SERVICE"], CpuPeriod=100_000, CpuQuota=150_000, SecurityOpt=[]
-    )
+    _, body = sent_by_spawner(tuple(env.items()))["create"]
+    assert body["HostConfig"]["CpuQuota"] == 150_000  # the spawner's, as the filter requires
     create(body, rules=rules)
-    for change in ({"CpuQuota": 200_000}, {"CapAdd": ["NET_ADMIN"]}):
+    for change in ({"CpuQuota": 200_000}, {"CapAdd": ["NET_ADMIN"]}, {"SecurityOpt": ["x"]}):
         with pytest.raises(Refused):
             create({**body, "HostConfig": {**body["HostConfig"], **change}}, rules=rules)
-    with pytest.raises(Refused, match="CpuPeriod, CpuQuota must be set"):
-        create(spawner_body(SecurityOpt=[]), rules=rules)
+    with pytest.raises(Refused, match="CpuQuota must be set"):
+        create(spawner_body(SecurityOpt=[], CapAdd=["NET_BIND_SERVICE"]), rules=rules)
+    with pytest.raises(Refused, match="SecurityOpt"):
+        create(spawner_body(SecurityOpt=[]))  # no-new-privileges where the settings ask for it
 
 
 # --- objects by id: what the server learns from the engine -------------------------------------
@@ -376,7 +370,6 @@ def test_names_of_our_containers():
 
 # --- environment versions: named servers of earlier images (JUPYTERHUB_SINGLEUSER_IMAGES) ------
 OLD_IMAGE = "openbis-jupyterhub/singleuser:2026.06"
-NAMED = f"{NAME}--2026-2e06"  # JDoe's named server "2026.06"
 ENV_RULES = Rules.from_env({**ENV, "JUPYTERHUB_SINGLEUSER_IMAGES": f"2026.06={OLD_IMAGE}"}, "1.41")
 
 
@@ -387,10 +380,10 @@ def test_a_named_server_of_a_kept_image_passes():
             assert json.loads(forward.body) == spawner_body(name, image)
         assert check(ENV_RULES, "GET", f"{API}/images/{image}/json", "", b"")
     binds = json.loads(create(spawner_body(NAMED), name=NAMED).body)["HostConfig"]["Binds"]
-    assert sorted(binds) == [
-        f"{HOME_VOLUME}--2026-2e06.certs:/certs:ro",  # its own certificates
-        f"{HOME_VOLUME}:/home/jovyan:rw",  # the user's one home
-    ]
+    assert binds == [f"{HOME_VOLUME}:/home/jovyan:rw"]  # the user's one home
+    staging = create(spawner_body(f"{NAMED}.certs"), name=f"{NAMED}.certs").body
+    certs = f"{HOME_VOLUME}--env-2d2026-2d06.certs:/certs:rw"  # its own certificates
+    assert json.loads(staging)["HostConfig"]["Binds"] == [certs]
     with pytest.raises(Refused, match="not one of the configured single-user images"):
         create(spawner_body(NAMED, OLD_IMAGE), name=NAMED)  # not kept by these rules
 
@@ -398,10 +391,16 @@ def test_a_named_server_of_a_kept_image_passes():
 @pytest.mark.parametrize(
     "binds",
     [
-        ["jupyterhub-user-alice:/home/jovyan:rw", f"{HOME_VOLUME}--2026-2e06.certs:/certs:ro"],
+        [
+            "jupyterhub-user-alice:/home/jovyan:rw",
+            f"{HOME_VOLUME}--env-2d2026-2d06.certs:/certs:ro",
+        ],
         [f"{HOME_VOLUME}:/home/jovyan:rw", f"{HOME_VOLUME}.certs:/certs:ro"],  # the usual one's
-        [f"{HOME_VOLUME}:/home/jovyan:rw", "jupyterhub-user-alice--2026-2e06.certs:/certs:ro"],
-        [f"{HOME_VOLUME}--2026-2e06:/home/jovyan:rw"],  # a home of its own is no user's home
+        [
+            f"{HOME_VOLUME}:/home/jovyan:rw",
+            "jupyterhub-user-alice--env-2d2026-2d06.certs:/certs:ro",
+        ],
+        [f"{HOME_VOLUME}--env-2d2026-2d06:/home/jovyan:rw"],  # a home of its own is no user's home
     ],
 )
 def test_a_named_server_mounts_its_users_volumes_only(binds):
@@ -550,7 +549,7 @@ def test_many_connections_at_once_wait_their_turn(tmp_path):
     does (a timeout makes the socket non-blocking): none may fail with EAGAIN while the
     filter is busy (socketserver's default backlog is 5)."""
     path = str(tmp_path / "docker.sock")
-    server = Server(path, FilterHandler)  # listening, accepting nothing yet
+    server = FilterServer(path, FilterHandler)  # listening, accepting nothing yet
     clients = []
     try:
         for _ in range(64):

@@ -4,9 +4,9 @@ One container per user from the single-user image, on a fixed-name Docker networ
 shares with them: the hub reaches each server directly (proxy routes, token hand-over).
 Containers are removed when they stop; the user's files live on a named volume.
 
-Every user runs arbitrary code, so the container grants it nothing it does not need (README,
-Security): the image runs as jovyan and needs no capability at all, so all are dropped
-(``JUPYTERHUB_CAP_ADD`` gives some back); no-new-privileges makes setuid files and file
+Every user runs arbitrary code, so the container grants it nothing it does not need
+(docs/security.md): the image runs as jovyan and needs no capability at all, so all are
+dropped (``JUPYTERHUB_CAP_ADD`` gives some back); no-new-privileges makes setuid files and file
 capabilities inert (the image has none left either); a process limit stops fork bombs; the root
 filesystem is read-only, with the home volume and a size-limited ``/tmp`` (tmpfs, counted
 against the memory limit) the only writable places; no swap beyond the memory limit.
@@ -20,7 +20,7 @@ brings the certificate into the container (``move_certs``) through the Docker AP
 Environment versions (``JUPYTERHUB_SINGLEUSER_IMAGES``): earlier single-user images kept beside
 the current one, each with a label. A user's usual server runs the one picked in the spawn
 form (default: the current one; the ELN's one-click links show no form); a JupyterHub named
-server called after a kept label runs that image beside it, with the same home volume
+server ``env-<label>`` (``named_server``) runs a kept one beside it, with the same home volume
 (``{prefix}-{user}--{server}``, DockerSpawner's name for named servers). Every server learns
 its label and its image's id (``contract.ENV_ENVIRONMENT``, ``ENV_IMAGE_ID``), which saved
 analyses record.
@@ -30,6 +30,7 @@ import asyncio
 import io
 import ipaddress
 import os
+import re
 import tarfile
 import time
 from collections.abc import Mapping
@@ -114,12 +115,13 @@ class OpenBISDockerSpawner(DockerSpawner):
         if not labels:
             return
         if self.name:
-            if self.name not in labels[1:]:
+            kept = {named_server(label): label for label in labels[1:]}
+            if self.name not in kept:
                 raise web.HTTPError(
                     400, "Named servers run the earlier environments kept beside the current "
-                    f"one: {', '.join(labels[1:]) or 'none are kept'}.",
+                    f"one: {', '.join(kept) or 'none are kept'}.",
                 )  # fmt: skip
-            picked = self.name
+            picked = kept[self.name]
         else:
             picked = user_options.get("environment") or labels[0]
             if picked not in labels:  # the admin has removed it since it was picked
@@ -168,12 +170,12 @@ class OpenBISDockerSpawner(DockerSpawner):
         namespace["server_suffix"] = f"--{namespace['servername']}" if self.name else ""
         return namespace
 
-    async def find_environment(self, image_id: str) -> str | None:
-        """The label of the kept earlier environment whose image has this id, if any."""
+    async def find_environment(self, image_id: str) -> tuple[str, str] | None:
+        """(label, named server) of the kept earlier environment whose image has this id."""
         for label, image in list(self.environments.items())[1:]:
             try:
                 if (await self.docker("inspect_image", image))["Id"] == image_id:
-                    return label
+                    return label, named_server(label)
             except NotFound:
                 continue
         return None
@@ -237,6 +239,13 @@ class OpenBISDockerSpawner(DockerSpawner):
             return
 
 
+def named_server(label: str) -> str:
+    """The JupyterHub named server of a kept environment: ``env-`` and the label in lower case,
+    other characters as ``-`` ("2026.06" -> "env-2026-06"; JupyterHub's server names are
+    lower-case letters, digits and single hyphens, at most 30)."""
+    return "env-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
 def alt_name(host: str) -> str:
     """A certificate's subject alternative name for a host name or an IP address."""
     try:
@@ -272,6 +281,12 @@ def configure(c, settings: Mapping[str, object]) -> None:
     if label in kept or image in kept.values():
         raise SettingError(
             f"JUPYTERHUB_SINGLEUSER_IMAGES lists the current image or its label {label!r}"
+        )
+    servers = [named_server(k) for k in kept]
+    if len(set(servers)) != len(servers) or any(len(n) > 30 for n in servers):
+        raise SettingError(
+            "JUPYTERHUB_SINGLEUSER_IMAGES: labels must differ in more than case and "
+            "punctuation and have at most 26 characters (named servers env-<label>)"
         )
     c.OpenBISDockerSpawner.environments = {label: image, **kept}
     if kept:

@@ -487,14 +487,15 @@ class ReopenAnalysisHandler(_NotebookWriter, BaseHandler):
             raise http_error(e.code, reason) from e
         notebook = quote(answer["notebook"], safe="/")
         current_url = url_path_join(user.url, "lab", "tree", notebook)
-        label = await self._kept_environment(spawner, answer)
-        if not label:
+        kept = await self._kept_environment(spawner, answer)
+        if not kept:
             self.redirect(current_url)
             return
+        label, server = kept
         # JupyterHub starts the named server from this link (no form) and then opens `next`
         saved_url = url_concat(
-            url_path_join(self.hub.base_url, "spawn", user.escaped_name, label),
-            {"next": url_path_join(user.server_url(label), "lab", "tree", notebook)},
+            url_path_join(self.hub.base_url, "spawn", user.escaped_name, server),
+            {"next": url_path_join(user.server_url(server), "lab", "tree", notebook)},
         )
         page = self.settings["jinja2_env"].from_string(ENVIRONMENT_CHOICE_PAGE)
         html = await page.render_async(
@@ -503,9 +504,9 @@ class ReopenAnalysisHandler(_NotebookWriter, BaseHandler):
         )  # fmt: skip
         self.finish(html)
 
-    async def _kept_environment(self, spawner, answer) -> str | None:
-        """The label of the earlier environment the analysis was saved in, when it is kept and
-        is not the one the usual server runs (environment versions, hub/docker.py)."""
+    async def _kept_environment(self, spawner, answer) -> tuple[str, str] | None:
+        """(label, named server) of the earlier environment the analysis was saved in, when it
+        is kept and is not the one the usual server runs (environment versions, hub/docker.py)."""
         saved = ((answer.get("environment") or {}).get("saved") or {}).get("imageId")
         find = getattr(spawner, "find_environment", None)
         if not saved or not find or saved == getattr(spawner, "image_id", None):

@@ -43,7 +43,7 @@ SPAWNERS = {
         "openbis_jupyterhub.hub.swarm",
         "openbis-swarm",
         "on Swarm the hub cannot copy certificates into a volume on another node "
-        "(README, Security)",
+        "(docs/security.md)",
         "environment versions run as named servers of DockerSpawner only",
     ),
     "kubernetes": Spawner(
