@@ -4,6 +4,7 @@
 The trial gets its own name and free ports here, so a developer's own trial keeps running.
 """
 
+import json
 import re
 import subprocess
 import time
@@ -132,8 +133,16 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     dataset = created[0]
     assert (dataset["type"], dataset["registrator"]) == ("ANALYSIS_NOTEBOOK", "JDoe")
     assert dataset["parents"] == [seed.CSV_DATASET]
-    names = {f["path"].rsplit("/", 1)[1] for f in dataset["files"]}
-    assert names == {"analysis.ipynb", "analysis.ipynb.html"}
+    files = {f["path"].rsplit("/", 1)[1]: f["path"] for f in dataset["files"]}
+    assert set(files) == {"analysis.ipynb", "analysis.ipynb.html", "analysis.ipynb.png"}
+    # saved as it was seen: the notebook with the plot among its outputs, the HTML with it
+    control = trial["control"]
+    saved = json.loads(control.file(dataset["permId"], files["analysis.ipynb"]))
+    outputs = [o for c in saved["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert any("image/png" in output.get("data", {}) for output in outputs)
+    html = control.file(dataset["permId"], files["analysis.ipynb.html"])
+    assert b'src="data:image/png;base64,' in html
+    assert control.file(dataset["permId"], files["analysis.ipynb.png"]).startswith(b"\x89PNG")
     # the plot cell drew the CSV into the notebook and into a file
     assert notebook.locator(".jp-OutputArea-output img").count() >= 1
     plot = ["docker", "exec", f"{trial['name']}--4a-44oe", "test", "-s", "trial/analysis.ipynb.png"]

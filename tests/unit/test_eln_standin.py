@@ -57,13 +57,19 @@ def test_the_page_sends_the_elns_notebook(kind):
         for a, b in zip(ours["cells"], expected["cells"], strict=True)
         if a != b
     ]
-    # the history id is random; the trial comments out the token cell and fills the empty
-    # "Process your data here" cell with a plot of the first CSV
-    history, token, process = differences
+    # the history id is random; the trial comments out the token cell, fills the empty
+    # "Process your data here" cell with a plot of the first CSV and uploads that plot too
+    history, token, process, upload = differences
     assert history[0][0].startswith("resultDatasetHistoryId='")
     assert history[1][0].startswith("resultDatasetHistoryId='")
     assert [line.lstrip("# ") for line in token[0]] == [line.lstrip("# ") for line in token[1]]
-    assert process[1] == [] and "plot" in "".join(process[0])
+    assert process[1] == [] and "axes.figure.savefig(fileName + '.png')" in process[0]
+    assert [line for line in upload[0] if line not in upload[1]] == [
+        "files = [fileName, fileName + '.html', fileName + '.png'],\n"
+    ]
+    assert [line for line in upload[1] if line not in upload[0]] == [
+        "files = [fileName, fileName + '.html'],\n"
+    ]
 
 
 @pytest.mark.parametrize("keep_history", [False, True])
