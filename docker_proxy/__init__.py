@@ -25,18 +25,22 @@ body), which is all the server sends on. The engine never sees a byte the filter
 What passes, and only for our own objects:
 
 - ``GET /_ping``, ``GET /version`` (the client's API version negotiation);
-- ``GET /images/{image}/json`` and ``POST /images/create`` (pull) for the single-user image;
-- ``POST /containers/create`` of a user's container ``{prefix}-{escaped user id}``, which must
-  be what ``hub/docker.py`` configures, required rather than merely not forbidden: the
-  single-user image; a numeric non-zero ``uid:gid``; ``CapDrop: ALL`` (plus the configured
-  ``JUPYTERHUB_CAP_ADD`` only); no-new-privileges (unless turned off); the configured process,
+- ``GET /images/{image}/json`` and ``POST /images/create`` (pull) for the single-user images:
+  the current one and the earlier ones kept (``JUPYTERHUB_SINGLEUSER_IMAGES``);
+- ``POST /containers/create`` of a user's container ``{prefix}-{escaped user id}``, or of one
+  of their named servers ``{prefix}-{escaped user id}--{escaped server name}`` (an environment
+  version; ``--`` never occurs in an escaped id), which must be what ``hub/docker.py``
+  configures, required rather than merely not forbidden: one of those images; a numeric
+  non-zero ``uid:gid``; ``CapDrop: ALL`` (plus the configured ``JUPYTERHUB_CAP_ADD`` only);
+  no-new-privileges (unless turned off); the configured process,
   memory (swap = memory) and CPU limits; the configured read-only root and ``/tmp`` (nosuid,
   nodev, its size); the stack's network; default logging, no published ports, no changes to
   masked or read-only paths, no devices, namespaces, sysctls or other runtimes (none of these
   fields is accepted at all); and that user's own volumes only: their home at ``/home/jovyan``
-  and their certificates volume read-only at ``/certs``. The certificates' staging container
-  ``{prefix}-{user}.certs`` (``move_certs``) is held to the same, with only that user's
-  certificates volume, writable;
+  (every server of the user shares it) and that server's certificates volume read-only at
+  ``/certs`` (``{volume prefix}{user}.certs``, a named server's ``…{user}--{server}.certs``).
+  The certificates' staging container ``{container}.certs`` (``move_certs``) is held to the
+  same, with only that server's certificates volume, writable;
 - ``GET …/json``, ``POST …/start|stop``, ``DELETE`` of our containers (the server asks the
   engine which container a name or id means, and forwards its full id); a staging container is
   never started;
@@ -67,7 +71,10 @@ SIZE_PROBE = ".size-probe"  # suffix of the volume hub/docker.py makes to test J
 CPU_PERIOD = 100_000  # DockerSpawner's cpu_period: cpu_quota = cpu_limit * this
 MIN_API_VERSION = (1, 41)  # Docker Engine 20.10
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._:/@-]*$")
-_ESCAPED_ID = r"[a-z0-9-]+"  # DockerSpawner's escaped user ids: lower case, digits, -xx escapes
+# DockerSpawner's escaped ids (user and server names): lower case, digits, -xx escapes, so
+# never "--": {user}--{server} splits one way only
+_ESCAPED_ID = r"(?:[a-z0-9]|-[0-9a-f]{2})+"
+_CONTAINER = re.compile(f"(?P<user>{_ESCAPED_ID})(?P<server>--{_ESCAPED_ID})?")
 _UID_GID = re.compile(r"[1-9][0-9]{0,9}:[1-9][0-9]{0,9}")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -81,8 +88,8 @@ class Rules:
     """What the stack allows, from the same settings the hub reads (compose.yaml passes both
     containers the same variables; ``openbis_jupyterhub.hub.settings`` parses them)."""
 
-    image: str
-    container_prefix: str  # containers are named {prefix}{escaped user id}
+    images: frozenset[str]  # the current single-user image and the earlier ones kept
+    container_prefix: str  # containers are named {prefix}{escaped user id}[--{server}]
     volume_prefix: str
     network: str
     memory: int  # bytes
@@ -102,7 +109,9 @@ class Rules:
             raise SystemExit("docker-proxy: JUPYTERHUB_MEM_LIMIT and _PIDS_LIMIT must be set")
         cpu = s["JUPYTERHUB_CPU_LIMIT"]
         return cls(
-            image=s["JUPYTERHUB_SINGLEUSER_IMAGE"],
+            images=frozenset(
+                [s["JUPYTERHUB_SINGLEUSER_IMAGE"], *s["JUPYTERHUB_SINGLEUSER_IMAGES"].values()]
+            ),
             container_prefix=s["JUPYTERHUB_CONTAINER_PREFIX"] + "-",
             volume_prefix=s["JUPYTERHUB_VOLUME_PREFIX"],
             network=s["JUPYTERHUB_NETWORK"],
@@ -119,8 +128,16 @@ class Rules:
 
     def owns(self, name: str) -> bool:
         """True for the engine's name of one of our containers (``/prefix…``)."""
-        pattern = re.escape(self.container_prefix) + _ESCAPED_ID + f"({re.escape(STAGING)})?"
-        return re.fullmatch(pattern, name.removeprefix("/")) is not None
+        return self.split(name.removeprefix("/")) is not None
+
+    def split(self, name: str) -> tuple[str, str, bool] | None:
+        """``{prefix}{user}[--{server}][.certs]`` -> (user, "--{server}" or "", staging)."""
+        if not name.startswith(self.container_prefix):
+            return None
+        rest = name[len(self.container_prefix) :]
+        staging = rest.endswith(STAGING)
+        match = _CONTAINER.fullmatch(rest.removesuffix(STAGING))
+        return (match["user"], match["server"] or "", staging) if match else None
 
 
 def pinned_version(engine_version: str) -> str:
@@ -361,16 +378,15 @@ def _false(value, where):
 
 
 def check_image(rules: Rules, image: str) -> None:
-    if image != rules.image:
-        raise Refused(f"image {image!r} is not the configured single-user image")
+    if image not in rules.images:
+        raise Refused(f"image {image!r} is not one of the configured single-user images")
 
 
 def check_create(rules: Rules, name: str, config: dict) -> dict:
-    """A user's container (or its certificates' staging container), as hub/docker.py makes it."""
-    user = name.removeprefix(rules.container_prefix)
-    staging = user.endswith(STAGING)
-    user = user.removesuffix(STAGING)
-    certs = f"{rules.volume_prefix}{user}{STAGING}:{CERTS_DIR}"
+    """A user's container (or its certificates' staging container), as hub/docker.py makes it:
+    the user's home, the certificates of this server (its named server's own)."""
+    user, server, staging = rules.split(name)
+    certs = f"{rules.volume_prefix}{user}{server}{STAGING}:{CERTS_DIR}"
     home = f"{rules.volume_prefix}{user}:{HOME}:rw"
     binds = {f"{certs}:rw"} if staging else {home, f"{certs}:ro"}
     required_binds = binds if staging else {home}

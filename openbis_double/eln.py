@@ -9,24 +9,50 @@ notebook), then ``hub/login?token=T&next=…``. The notebook is the ELN's, cell 
 plots the first CSV, the upload takes that plot too, and the optional token cell is commented
 out so that *Run All* goes through.
 
+The page also lists each saved analysis (ANALYSIS_NOTEBOOK) as openBIS shows it: a link to
+its HTML copy, and the ELN-style re-run link
+``{jupyterEndpoint}hub/openbis-notebook/open/<permId>``.
+Beside each ``.ipynb`` file is the ELN's Jupyter icon (``JupyterUtil.copyNotebook``): the copy
+dialog (directory, name, "Keep History"), then what ``openJupyterNotebookFromTemplate`` does:
+the saved notebook fetched, its variable cells rewritten when the ELN made it, the two POSTs,
+and the link to the name it asked for (``tests/support/eln.py``'s ``eln_copy_notebook``).
+
 Each page load signs the demo user in (a new session token), as the ELN page of a signed-in
-user has one. Never for production: it is part of the test double.
+user has one; the files the page shows come from ``FILES`` on its own port, as that user sees
+them (no token in their links). Never for production: it is part of the test double.
 """
 
 import html
 import json
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 from . import seed
 from .protocol import Request
 
 PATH = "/openbis/webapp/eln-lims/"
+FILES = PATH + "files/"  # <permId>/<path>: a dataset's file, as the ELN shows it
+# how the page's files are served: HTML shown (what openBIS shows of an analysis), else data
+FILE_TYPES = {".html": "text/html; charset=utf-8", ".ipynb": "application/json"}
 
 
 @dataclass(frozen=True)
 class ElnSettings:
     jupyter_endpoint: str  # the ELN profile's jupyterEndpoint, with a trailing slash
     user: str  # the demo user the page is signed in as
+
+
+def file(request: Request):
+    """``GET FILES<permId>/<path>``: a file of a dataset (the page's own signed-in user)."""
+    if request.state.eln is None:
+        return 404, b"the ELN stand-in is off", "text/plain"
+    perm_id, _, path = unquote(request.path[len(FILES) :]).partition("/")
+    with request.state.lock:
+        data = request.state.datasets.get(perm_id, {}).get("files", {}).get(path)
+    if data is None:
+        return 404, b"File not found", "text/plain"
+    suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ""
+    return 200, bytes(data), FILE_TYPES.get(suffix, "application/octet-stream")
 
 
 def handle(request: Request):
@@ -36,13 +62,15 @@ def handle(request: Request):
     token = request.state.login(settings.user, request.state.users[settings.user])
     with request.state.lock:
         datasets = sorted(request.state.datasets.values(), key=lambda d: d["permId"])
-    page = PAGE.replace("%%ROWS%%", "\n".join(_dataset_row(d) for d in datasets))
+    rows = "\n".join(_dataset_row(d, settings.jupyter_endpoint) for d in datasets)
+    page = PAGE.replace("%%ROWS%%", rows)
     config = {
         "token": token,
         "user": settings.user,
         "jupyterEndpoint": settings.jupyter_endpoint,
         "integrationEndpoint": settings.jupyter_endpoint + "hub/openbis-notebook",
         "owners": OWNERS,
+        "files": FILES,
     }
     # JSON inside <script>: "</" must not close the element
     page = page.replace("%%CONFIG%%", json.dumps(config).replace("</", "<\\/"))
@@ -65,10 +93,25 @@ OWNERS = {
 }
 
 
-def _dataset_row(dataset):
+def _file_cell(perm_id: str, path: str) -> str:
+    """A file as the ELN lists it: HTML copies open, notebooks get the Jupyter icon."""
+    name = html.escape(path.rsplit("/", 1)[-1])
+    href = html.escape(FILES + quote(f"{perm_id}/{path}"))
+    if path.endswith(".html"):
+        return f'<a class="analysis-html" href="{href}" target="_blank">{name}</a>'
+    if path.endswith(".ipynb"):
+        data = f'data-perm-id="{html.escape(perm_id)}" data-path="{html.escape(path)}"'
+        return f'{name} <button type="button" class="copy-notebook" {data}>Jupyter</button>'
+    return name
+
+
+def _dataset_row(dataset, jupyter_endpoint):
     owner = dataset["sample"] or dataset["experiment"]
     kind = "sample" if dataset["sample"] else "experiment"
-    files = ", ".join(name.rsplit("/", 1)[-1] for name in dataset["files"])
+    files = ", ".join(_file_cell(dataset["permId"], path) for path in dataset["files"])
+    if dataset["type"] == "ANALYSIS_NOTEBOOK":
+        rerun = html.escape(f"{jupyter_endpoint}hub/openbis-notebook/open/{dataset['permId']}")
+        files += f' &mdash; <a class="rerun" href="{rerun}" target="_blank">Re-run in Jupyter</a>'
     attributes = {
         "value": dataset["permId"],
         "data-owner": owner,
@@ -82,7 +125,7 @@ def _dataset_row(dataset):
         html.escape(dataset["type"]),
         html.escape(dataset["properties"].get("$NAME", "")),
         html.escape(owner),
-        html.escape(files),
+        files,
     ]
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
@@ -128,6 +171,12 @@ it is served by the openBIS test double, which keeps nothing. Signed in as
  <label>Notebook name <input id="name" value="analysis"></label>
  <button id="new-notebook" type="button">New Jupyter Notebook</button>
 </fieldset>
+<fieldset id="copy" hidden><legend>Copy <span id="copy-source"></span> into Jupyter</legend>
+ <label>Directory <input id="copy-folder" value="trial"></label>
+ <label>Notebook name <input id="copy-name"></label>
+ <label><input id="copy-history" type="checkbox"> Keep History</label>
+ <button id="copy-notebook" type="button">Accept</button>
+</fieldset>
 <div id="status" role="status"></div>
 </main>
 <script>
@@ -172,6 +221,61 @@ document.getElementById("new-notebook").onclick = async () => {
     say("error: " + error.message);
   }
 };
+
+// a file's Jupyter icon (JupyterUtil.copyNotebook): the copy dialog
+let copySource = null;
+document.querySelectorAll("button.copy-notebook").forEach((button) => {
+  button.onclick = () => {
+    copySource = {permId: button.dataset.permId, path: button.dataset.path};
+    document.getElementById("copy-source").textContent = button.dataset.path;
+    document.getElementById("copy-name").value =
+      button.dataset.path.split("/").pop().replace(/\\.ipynb$/, "");
+    document.getElementById("copy").hidden = false;
+  };
+});
+
+// openJupyterNotebookFromTemplate: the saved notebook, rewritten, the two POSTs, the link to
+// the name asked for (not the one answered: the hub takes that link to the copy it wrote)
+document.getElementById("copy-notebook").onclick = async () => {
+  const folder = document.getElementById("copy-folder").value;
+  const name = document.getElementById("copy-name").value + ".ipynb";
+  const keepHistory = document.getElementById("copy-history").checked;
+  const tab = window.open("", "_blank");
+  const url = CONFIG.integrationEndpoint + "?token=" + CONFIG.token + "&folder=" + folder
+    + "&filename=" + name;
+  try {
+    const saved = await fetch(CONFIG.files + copySource.permId + "/" + copySource.path);
+    if (!saved.ok) { throw new Error(await saved.text()); }
+    const notebook = await saved.json();
+    const test = await post(url + "&test=True", "TEST");
+    const copy = copiedNotebook(notebook, test.fileName, copySource.permId, keepHistory);
+    say("Writing a copy into " + folder + " (your server starts if needed)...");
+    await post(url + "&test=False", JSON.stringify(copy));
+    const next = "/user/" + CONFIG.user + "/notebooks/" + folder + "/" + name;
+    const link = CONFIG.jupyterEndpoint + "hub/login?token=" + CONFIG.token + "&next="
+      + encodeURIComponent(next);
+    say("Opened the copy in a new tab.");
+    if (tab) { tab.location = link; } else { window.location = link; }
+  } catch (error) {
+    if (tab) { tab.close(); }
+    say("error: " + error.message);
+  }
+};
+
+// the cells the ELN rewrites in a notebook it made (tests/support/eln.py: eln_copied_notebook)
+function copiedNotebook(notebook, fileName, parent, keepHistory) {
+  if (!notebook.metadata || !notebook.metadata.autogenerated_by_openbis) { return notebook; }
+  const sources = {fileName: "fileName='" + fileName + "'",
+                   resultDatasetParents: "resultDatasetParents=" + JSON.stringify([parent])};
+  if (!keepHistory) {
+    sources.resultDatasetHistoryId = "resultDatasetHistoryId='" + crypto.randomUUID() + "'";
+  }
+  for (const cell of notebook.cells) {
+    const source = sources[(cell.metadata || {}).code_cell_id];
+    if (source) { cell.source = [source]; }
+  }
+  return notebook;
+}
 
 async function post(url, body) {
   const response = await fetch(url, {method: "POST", body: body, headers: {"Content-Type": FORM}});

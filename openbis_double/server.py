@@ -32,7 +32,7 @@ ROUTES = {
     ("POST", FAST_DOWNLOAD): fast_download.handle,
     ("GET", eln.PATH): eln.handle,
 }
-# the ELN stand-in's own plain-HTTP port (--eln-port) serves its page and nothing else
+# the ELN stand-in's own plain-HTTP port (--eln-port) serves its page (and its files) only
 ELN_ROUTES = {("GET", eln.PATH): eln.handle, ("GET", "/"): eln.handle}
 # then, in order: (HTTP method or None for any, path prefix, route)
 PREFIX_ROUTES = [
@@ -53,7 +53,9 @@ def route(request):
 
 
 def eln_route(request):
-    """The route on the ELN stand-in's own port: its page only."""
+    """The route on the ELN stand-in's own port: its page and the files it shows."""
+    if request.http_method == "GET" and request.path.startswith(eln.FILES):
+        return eln.file
     return ELN_ROUTES.get((request.http_method, request.path))
 
 

@@ -1,7 +1,8 @@
 """The Docker API filter against the real engine: every class of bypass a taken-over hub could
 try (keys spelled in another case or folded, repeated objects, old API versions, queries Go
 reads differently, form bodies, bodies where none belong, fields the spawner never sends,
-root, another user's volumes, another image, archives with extension headers) is sent through
+root, another user's volumes, also for a named server of a kept earlier image, another image,
+archives with extension headers) is sent through
 the real filter (our docker-proxy image, as compose.yaml runs it) to the real engine. Whatever
 the filter answers, the test then asks the engine: with ``docker inspect`` and from inside the
 running container, no container may have a setting the filter refuses, and none may exist that
@@ -31,6 +32,7 @@ VOLUMES = f"bypass{RUN}-user-"  # JUPYTERHUB_VOLUME_PREFIX
 NETWORK = f"bypass{RUN}"
 USER = "-4a-44oe"  # JDoe, escaped as DockerSpawner does
 NAME = f"{PREFIX}-{USER}"
+NAMED = f"{NAME}--env-2d2026-2d06"  # JDoe's named server env-2026-06 (environment versions)
 HOME_VOLUME = f"{VOLUMES}{USER}"
 LIMITS = {"JUPYTERHUB_MEM_LIMIT": "256M", "JUPYTERHUB_PIDS_LIMIT": "64"}
 LIMITS |= {"JUPYTERHUB_TMP_SIZE": "16M"}
@@ -43,8 +45,14 @@ def image(images):
     lets through has it, so this module finds all of them (and only them) on a shared engine."""
     name = f"openbis-jupyterhub/singleuser:{PREFIX}"
     docker("tag", images["singleuser"], name)
+    docker("tag", images["singleuser"], kept(name))
     yield name
-    docker("rmi", name, check=False)
+    docker("rmi", name, kept(name), check=False)
+
+
+def kept(image):
+    """The earlier image the filter keeps beside ``image`` (JUPYTERHUB_SINGLEUSER_IMAGES)."""
+    return f"{image}-old"
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +92,7 @@ def filter_env(image) -> dict:
     """The settings the filter and the spawner share (compose.yaml's x-user-containers)."""
     return {
         "JUPYTERHUB_SINGLEUSER_IMAGE": image,
+        "JUPYTERHUB_SINGLEUSER_IMAGES": f"2026.06={kept(image)}",
         "JUPYTERHUB_NETWORK": NETWORK,
         "JUPYTERHUB_CONTAINER_PREFIX": PREFIX,
         "JUPYTERHUB_VOLUME_PREFIX": VOLUMES,
@@ -127,17 +136,17 @@ def spawner_body(image, name=NAME) -> dict:
 
 
 def ours(image) -> list[dict]:
-    """Every container of this module's image, as the engine inspects it."""
+    """Every container of this module's images, as the engine inspects it."""
     ids = docker("ps", "-aq", "--no-trunc").split()
     found = json.loads(docker("inspect", *ids)) if ids else []
-    return [c for c in found if c["Config"]["Image"] == image]
+    return [c for c in found if c["Config"]["Image"] in (image, kept(image))]
 
 
 def assert_nothing_refused_got_through(image, socket_path):
     """What the engine says of every container the filter let through."""
     for container in ours(image):
         host, name = container["HostConfig"], container["Name"].lstrip("/")
-        assert re.fullmatch(rf"{PREFIX}-{USER}(\.certs)?", name), name
+        assert re.fullmatch(rf"{PREFIX}-{USER}(--env-2d2026-2d06)?(\.certs)?", name), name
         assert not host["Privileged"], name
         own = {f"{HOME_VOLUME}:/home/jovyan:rw", f"{HOME_VOLUME}.certs:/certs:ro"}
         assert set(host["Binds"]) <= own, (name, host["Binds"])
@@ -163,6 +172,30 @@ def assert_nothing_refused_got_through(image, socket_path):
             assert cap_eff.split()[1] == "0000000000000000", inside
             assert no_new_privs.split()[1] == "1", inside
             assert "No such file" in host_dir, inside
+
+
+def test_a_named_server_of_a_kept_image_gets_its_users_home_only(filter_socket, image):
+    """An environment version: the same user's home, never another's; the kept image only."""
+    old = kept(image)
+    for binds in (
+        [f"{VOLUMES}alice:/home/jovyan:rw"],
+        [f"{HOME_VOLUME}:/home/jovyan:rw", f"{VOLUMES}alice--env-2d2026-2d06.certs:/certs:ro"],
+    ):
+        body = spawner_body(old, NAMED)
+        body["HostConfig"]["Binds"] = binds
+        status, answer = create(filter_socket, body, name=NAMED)
+        assert status == 403, answer
+    unlisted = {**spawner_body(old, NAMED), "Image": f"{image}-older"}
+    status, answer = create(filter_socket, unlisted, name=NAMED)
+    assert status == 403, answer
+    assert_nothing_refused_got_through(image, filter_socket)
+    status, answer = create(filter_socket, spawner_body(old, NAMED), name=NAMED)
+    assert status == 201, answer
+    (container,) = ours(image)
+    assert (container["Name"], container["Config"]["Image"]) == (f"/{NAMED}", old)
+    assert_nothing_refused_got_through(image, filter_socket)
+    status, answer = send(filter_socket, "DELETE", f"/v{api_version()}/containers/{NAMED}")
+    assert status == 204, answer
 
 
 def create(path, body, name=NAME, content_type="application/json", version=None, query=None):

@@ -9,6 +9,7 @@ No Docker.
 
 import json
 import os
+import platform
 import re
 import time
 from pathlib import Path
@@ -308,6 +309,35 @@ def test_free_names_number_like_the_eln_also_without_extension():
     assert list(lab_api.free_names("x.tar.gz"))[:2] == ["x.tar.gz", "x.tar 2.gz"]
 
 
+def test_environment_comparison_names_r_octave_and_the_image(tmp_path):
+    saved = {
+        "python": "3.11.2", "image": "site/singleuser:2026.06", "label": "2026.06",
+        "imageId": "sha256:" + "a" * 64, "packages": {"numpy": "1.26.4"},
+        "r": {"version": "4.2.2", "packages": {"ggplot2": "3.4.1"}},
+        "octave": {"version": "7.3.0", "packages": {"signal": "1.4.3"}},
+    }  # fmt: skip
+    now = {
+        **saved, "image": "site/singleuser:2026.12", "label": "2026.12",
+        "imageId": "sha256:" + "b" * 64, "r": {"version": "4.3.0", "packages": {}}, "octave": None,
+    }  # fmt: skip
+    assert lab_api.compare_environments(saved, now) == {
+        "python": None,
+        "image": [
+            "2026.06 (site/singleuser:2026.06) aaaaaaaaaaaa",
+            "2026.12 (site/singleuser:2026.12) bbbbbbbbbbbb",
+        ],
+        "changed": [{"name": "R", "saved": "4.2.2", "current": "4.3.0"}],
+        "missing": [
+            {"name": "Octave", "saved": "7.3.0"},
+            {"name": "Octave signal", "saved": "1.4.3"},
+            {"name": "R ggplot2", "saved": "3.4.1"},
+        ],
+        "added": [],
+    }
+    # the same image id under another name is the same image
+    assert lab_api.compare_environments(saved, {**saved, "image": "x"})["image"] is None
+
+
 def test_environment_comparison_names_the_differences(tmp_path):
     saved = {"python": "3.11.2", "image": "singleuser:1", "packages": {"a": "1", "b": "2"}}
     (tmp_path / "requirements.txt").write_text("a==1\nB==2\n# comment\n-e git+x#egg=c\n")
@@ -491,8 +521,12 @@ def test_reopen_and_rerun_gives_identical_outputs(lab):
     # again: a new folder, never the old one; the banner reads what changed
     again = lab.api("POST", "reopen", json={"permId": perm_id}).json()
     assert again["folder"] == f"{perm_id} 2"
-    requirements = lab.home / again["folder"] / "requirements.txt"
-    requirements.write_text(requirements.read_text().replace("pybis==1.37.5", "pybis==1.36.0"))
+    # as if made with another pyBIS: the environment as it came from openBIS, kept at re-open
+    marker = lab.home / again["folder"] / ".openbis-dataset.json"
+    kept = json.loads(marker.read_text())
+    assert kept["environment"]["packages"]["pybis"] == "1.37.5"
+    kept["environment"]["packages"]["pybis"] = "1.36.0"
+    marker.write_text(json.dumps(kept))
     report = lab.api("GET", "environment", params={"path": again["notebook"]}).json()
     assert report["dataset"]["permId"] == perm_id
     assert report["differences"]["changed"] == [
@@ -500,6 +534,23 @@ def test_reopen_and_rerun_gives_identical_outputs(lab):
     ]
     plain = lab.api("GET", "environment", params={"path": "study/analysis.ipynb"}).json()
     assert plain == {"dataset": None}
+
+
+def test_every_save_records_the_environment_in_the_notebook(lab):
+    """What the ELN's own saving cells upload (only the .ipynb and its HTML) carries it."""
+    import requests
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    url = f"{lab.url}api/contents/recorded.ipynb"
+    headers = {"Authorization": f"token {lab.token}"}
+    body = {"type": "notebook", "format": "json", "content": nb}
+    assert requests.put(url, json=body, headers=headers, timeout=30).status_code == 201
+    saved = json.loads((lab.home / "recorded.ipynb").read_text())["metadata"]["openbis"]
+    environment = saved["environment"]
+    assert environment["python"] == platform.python_version()
+    assert environment["packages"]["pybis"] == "1.37.5"
+    assert environment == lab_api.current_environment()  # R and Octave too where installed
+    (lab.home / "recorded.ipynb").unlink()
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import re
 import subprocess
 import time
 import uuid
+from urllib.parse import unquote
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
@@ -146,9 +147,25 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     assert notebook.locator(".jp-OutputArea-output img").count() >= 1
     plot = ["docker", "exec", f"{trial['name']}--4a-44oe", "test", "-s", "trial/analysis.ipynb.png"]
     assert subprocess.run(plot, timeout=60, check=False).returncode == 0
-    # the ELN stand-in lists the new dataset
+    # the ELN stand-in lists the new dataset: its HTML as openBIS shows it, the re-run link
     eln.reload()
-    assert eln.get_by_text("ANALYSIS_NOTEBOOK").count() == 1
+    row = eln.locator("tr", has_text="ANALYSIS_NOTEBOOK")
+    assert row.count() == 1
+    rerun = row.locator("a.rerun").get_attribute("href")
+    assert rerun.endswith(f"/hub/openbis-notebook/open/{dataset['permId']}")
+    with context.expect_page() as shown:
+        row.locator("a.analysis-html").click()
+    shown.value.wait_for_load_state()
+    assert "Jupyter notebook title, modify me!" in shown.value.content()
+    # the ELN's Jupyter icon beside the notebook: a copy under a free name, and the ELN's link
+    # to the name it asked for ("analysis", taken) lands in the copy
+    row.get_by_role("button", name="Jupyter").click()
+    with context.expect_page(timeout=180_000) as opened:
+        eln.get_by_role("button", name="Accept").click()
+    copy = opened.value
+    copied = copy.locator(".jp-CodeCell .cm-content", has_text="fileName='analysis 2.ipynb'")
+    network.load(copy, lambda first: first or copy.reload(), copied.is_visible, 180_000)
+    assert unquote(copy.url).endswith("/user/JDoe/notebooks/trial/analysis 2.ipynb")
     context.close()
 
 

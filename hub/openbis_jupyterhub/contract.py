@@ -4,9 +4,10 @@ The hub (``openbis_jupyterhub.hub``) and our Jupyter server extension in each us
 (``openbis_jupyterhub.singleuser``) run in different containers, maybe on different hosts, and
 during an upgrade from different image versions. They share nothing but what is here:
 
-- **the environment** a user's server starts with (``ENV_*``): the openBIS URL and CA, and the
-  size homes are bounded to (``JUPYTERHUB_HOME_SIZE``, ``size_bytes``), if any. No credential
-  is ever in it: a container's environment shows in ``docker inspect`` and ``/proc/*/environ``;
+- **the environment** a user's server starts with (``ENV_*``): the openBIS URL and CA, the
+  size homes are bounded to (``JUPYTERHUB_HOME_SIZE``, ``size_bytes``), if any, and with
+  DockerSpawner the label and id of its image (environment versions). No credential is ever
+  in it: a container's environment shows in ``docker inspect`` and ``/proc/*/environ``;
 - **two hand-over endpoints** below the server's base URL:
   ``PUT {server}/openbis/token`` with ``{"token": T}`` (the user's newest openBIS session token,
   sent when the server is ready and after every sign-in) and
@@ -38,6 +39,9 @@ ENV_OPENBIS_CA_CERT = "OPENBIS_CA_CERT"  # PEM text of an internal CA (the image
 # the hub's JUPYTERHUB_HOME_SIZE (Docker syntax, 10G), set only when homes are bounded
 ENV_HOME_SIZE = "JUPYTERHUB_HOME_SIZE"
 SIZE = re.compile(r"^([1-9][0-9]*)([KMGT])\Z")
+# what saved analyses record of the image (hub/docker.py sets them): its label, its image id
+ENV_ENVIRONMENT = "OPENBIS_ENVIRONMENT"
+ENV_IMAGE_ID = "OPENBIS_IMAGE_ID"
 
 # --- the hand-over endpoints, below the server's base URL --------------------------------------
 TOKEN_PATH = "openbis/token"  # noqa: S105 (a URL path)

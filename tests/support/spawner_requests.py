@@ -43,16 +43,22 @@ class Recorder(docker.APIClient):
 
 
 @functools.cache
-def sent_by_spawner(env: tuple[tuple[str, str], ...]) -> dict:
+def sent_by_spawner(env: tuple[tuple[str, str], ...], server="", image=None) -> dict:
     """What OpenBISDockerSpawner sends for JDoe with the settings ``env`` (environment items;
-    settings.apply and hub/docker.py's configure, as jupyterhub_config.py runs them):
+    settings.apply and hub/docker.py's configure, as jupyterhub_config.py runs them), for
+    JDoe's usual server or their named ``server`` running ``image`` (environment versions):
     {"create": (query params, body), "staging": (params, body), "archive": (params, tar)}."""
     c, values = Config(), settings.read(dict(env))
     settings.apply(c, values)
     hub_docker.configure(c, {**values, "JUPYTERHUB_INTERNAL_SSL": True})
     user = mock.Mock(url="/user/JDoe/", escaped_name="JDoe", server=Server(base_url="/user/JDoe/"))
     user.name = "JDoe"
-    spawner = hub_docker.OpenBISDockerSpawner(config=c, user=user, hub=Hub())
+    orm_spawner = mock.Mock(server=None, user_options={})
+    orm_spawner.name = server
+    spawner = hub_docker.OpenBISDockerSpawner(
+        config=c, user=user, hub=Hub(), orm_spawner=orm_spawner
+    )
+    spawner.image = image or spawner.image
     recorder = Recorder()
     with mock.patch.object(hub_docker.OpenBISDockerSpawner, "_client", recorder):
         asyncio.run(spawner.create_object())

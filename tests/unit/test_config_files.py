@@ -26,6 +26,54 @@ def test_the_environment_becomes_traitlets(monkeypatch, tmp_path):
     assert "extra_handlers" not in c.JupyterHub  # the authenticator registers the endpoint
 
 
+def test_environment_versions_are_named_servers_beside_the_usual_one(monkeypatch, tmp_path):
+    c = load(
+        monkeypatch, tmp_path, JUPYTERHUB_SINGLEUSER_IMAGE="site/singleuser:2026.12",
+        JUPYTERHUB_SINGLEUSER_IMAGES="2026.06=site/singleuser:2026.06, old=site/singleuser:1",
+    )  # fmt: skip
+    assert c.OpenBISDockerSpawner.environments == {
+        "2026.12": "site/singleuser:2026.12",  # the current one first, labelled by its tag
+        "2026.06": "site/singleuser:2026.06",
+        "old": "site/singleuser:1",
+    }
+    assert c.JupyterHub.allow_named_servers is True
+    assert c.JupyterHub.named_server_limit_per_user == 2
+    c = load(
+        monkeypatch, tmp_path, JUPYTERHUB_SINGLEUSER_LABEL="v3", JUPYTERHUB_SINGLEUSER_IMAGES=""
+    )
+    assert c.OpenBISDockerSpawner.environments == {"v3": "site/singleuser:2026.12"}
+    c = load(
+        monkeypatch,
+        tmp_path,
+        JUPYTERHUB_SINGLEUSER_LABEL="",
+        JUPYTERHUB_SINGLEUSER_IMAGE="r:5000/su",
+    )
+    assert c.OpenBISDockerSpawner.environments == {"latest": "r:5000/su"}
+    assert "allow_named_servers" not in c.JupyterHub
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"JUPYTERHUB_SINGLEUSER_IMAGES": "a=x:1,a=x:2"}, "each label and each image only once"),
+        ({"JUPYTERHUB_SINGLEUSER_IMAGES": "x:1"}, "is not label=image"),
+        ({"JUPYTERHUB_SINGLEUSER_IMAGES": "a/b=x:1"}, "is not label=image"),
+        ({"JUPYTERHUB_SINGLEUSER_IMAGES": "latest=x:1"}, "lists the current image or its label"),
+        ({"JUPYTERHUB_SINGLEUSER_IMAGES": "a.1=x:1,A_1=x:2"}, "differ in more than case"),
+        ({"JUPYTERHUB_SINGLEUSER_IMAGES": f"{'a' * 27}=x:1"}, "at most 26 characters"),
+        (
+            {"JUPYTERHUB_SINGLEUSER_IMAGES": "a=x:1", "JUPYTERHUB_SPAWNER": "kubernetes"},
+            "needs JUPYTERHUB_SPAWNER=docker",
+        ),
+    ],
+)
+def test_environment_versions_refuse_unclear_settings(monkeypatch, tmp_path, env, words):
+    from openbis_jupyterhub.hub.settings import SettingError
+
+    with pytest.raises(SettingError, match=words):
+        load(monkeypatch, tmp_path, **env)
+
+
 def test_site_overrides_are_loaded_last_in_name_order(monkeypatch, tmp_path):
     (tmp_path / "20-b.py").write_text("c.Spawner.start_timeout = 600\n")
     (tmp_path / "10-a.py").write_text(
@@ -48,7 +96,8 @@ def test_users_are_kept_apart_by_internal_ssl_on_compose(monkeypatch, tmp_path):
     # and the name user servers reach it under; servers' certificates: the public name
     assert c.JupyterHub.trusted_alt_names == ["DNS:jupyter.example.org", "DNS:hub"]
     assert c.OpenBISDockerSpawner.public_alt_names == ["DNS:jupyter.example.org"]
-    assert c.DockerSpawner.certs_volume_name == "jupyterhub-user-{username}.certs"
+    # each server's certificates volume is its own (test_docker_spawner renders the names)
+    assert c.DockerSpawner.certs_volume_name == "jupyterhub-user-{username}{server_suffix}.certs"
     # the idle culler reaches the hub API with the hub's internal certificate
     (culler,) = [s for s in c.JupyterHub.services.get_value([]) if s["name"] == "idle-culler"]
     assert culler["command"][-2:] == [

@@ -22,7 +22,11 @@ def test_authorization_is_a_jupyterhub_token_header():
 
 def test_no_credential_travels_in_the_environment():
     names = {name for name in dir(contract) if name.startswith("ENV_")}
-    assert names == {"ENV_OPENBIS_URL", "ENV_OPENBIS_CA_CERT", "ENV_HOME_SIZE"}  # none secret
+    # the openBIS server, its CA, the home's bound, the label and id of the server's image:
+    # none a secret
+    assert names == {
+        "ENV_OPENBIS_URL", "ENV_OPENBIS_CA_CERT", "ENV_HOME_SIZE", "ENV_ENVIRONMENT", "ENV_IMAGE_ID"
+    }  # fmt: skip
 
 
 def test_token_path_is_where_pybis_looks(tmp_path):

@@ -22,12 +22,17 @@ RULES = Rules.from_env(ENV, "1.41")
 API = "/v1.41"
 NAME = "jupyter--4a-44oe"  # JDoe, escaped as DockerSpawner does
 HOME_VOLUME = "jupyterhub-user--4a-44oe"
+NAMED = f"{NAME}--env-2d2026-2d06"  # JDoe's named server env-2026-06 (environment versions)
+SERVERS = {NAME: "", NAMED: "env-2026-06"}
 
 
-def spawner_body(name=NAME, **host_changes) -> dict:
+def spawner_body(name=NAME, image=None, **host_changes) -> dict:
     """The create body the spawner sends for JDoe (or for the certificates' staging
-    container), with ``host_changes`` to its HostConfig."""
-    params, body = sent_by_spawner(ENV_ITEMS)["staging" if name.endswith(".certs") else "create"]
+    container), also for their named server ``NAMED`` of ``image``, with ``host_changes`` to
+    its HostConfig."""
+    server = SERVERS[name.removesuffix(".certs")]
+    kind = "staging" if name.endswith(".certs") else "create"
+    params, body = sent_by_spawner(ENV_ITEMS, server, image)[kind]
     assert params == {"name": name}
     body = json.loads(json.dumps(body))
     body["HostConfig"].update(host_changes)
@@ -354,9 +359,53 @@ def test_staging_containers_are_never_started_and_only_they_take_files():
 def test_names_of_our_containers():
     assert RULES.owns(f"/{NAME}")
     assert RULES.owns(f"/{NAME}.certs")
+    assert RULES.owns(f"/{NAMED}")  # a named server (an environment version)
+    assert RULES.owns(f"/{NAMED}.certs")
     assert not RULES.owns("/openbis-jupyterhub-hub-1")
     assert not RULES.owns("/jupyterx")
     assert not RULES.owns("/jupyter-JDoe")
+    for name in (f"{NAME}--", f"{NAMED}--x", f"{NAME}---x", f"{NAME}-2", f"{NAME}.certs--x"):
+        assert not RULES.owns(f"/{name}"), name
+
+
+# --- environment versions: named servers of earlier images (JUPYTERHUB_SINGLEUSER_IMAGES) ------
+OLD_IMAGE = "openbis-jupyterhub/singleuser:2026.06"
+ENV_RULES = Rules.from_env({**ENV, "JUPYTERHUB_SINGLEUSER_IMAGES": f"2026.06={OLD_IMAGE}"}, "1.41")
+
+
+def test_a_named_server_of_a_kept_image_passes():
+    for image in ("openbis-jupyterhub/singleuser:latest", OLD_IMAGE):
+        for name in (NAME, NAMED, f"{NAMED}.certs"):
+            forward = create(spawner_body(name, image), name=name, rules=ENV_RULES)
+            assert json.loads(forward.body) == spawner_body(name, image)
+        assert check(ENV_RULES, "GET", f"{API}/images/{image}/json", "", b"")
+    binds = json.loads(create(spawner_body(NAMED), name=NAMED).body)["HostConfig"]["Binds"]
+    assert binds == [f"{HOME_VOLUME}:/home/jovyan:rw"]  # the user's one home
+    staging = create(spawner_body(f"{NAMED}.certs"), name=f"{NAMED}.certs").body
+    certs = f"{HOME_VOLUME}--env-2d2026-2d06.certs:/certs:rw"  # its own certificates
+    assert json.loads(staging)["HostConfig"]["Binds"] == [certs]
+    with pytest.raises(Refused, match="not one of the configured single-user images"):
+        create(spawner_body(NAMED, OLD_IMAGE), name=NAMED)  # not kept by these rules
+
+
+@pytest.mark.parametrize(
+    "binds",
+    [
+        [
+            "jupyterhub-user-alice:/home/jovyan:rw",
+            f"{HOME_VOLUME}--env-2d2026-2d06.certs:/certs:ro",
+        ],
+        [f"{HOME_VOLUME}:/home/jovyan:rw", f"{HOME_VOLUME}.certs:/certs:ro"],  # the usual one's
+        [
+            f"{HOME_VOLUME}:/home/jovyan:rw",
+            "jupyterhub-user-alice--env-2d2026-2d06.certs:/certs:ro",
+        ],
+        [f"{HOME_VOLUME}--env-2d2026-2d06:/home/jovyan:rw"],  # a home of its own is no user's home
+    ],
+)
+def test_a_named_server_mounts_its_users_volumes_only(binds):
+    with pytest.raises(Refused, match="not this user's volumes"):
+        create(spawner_body(NAMED, OLD_IMAGE, Binds=binds), name=NAMED, rules=ENV_RULES)
 
 
 # --- volumes (JUPYTERHUB_HOME_SIZE) ---------------------------------------------------------------

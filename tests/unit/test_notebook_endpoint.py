@@ -1,13 +1,16 @@
 """The notebook endpoint's pure parts: the ELN's query strings, notebook checks, landing URLs."""
 
 import json
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 from openbis_jupyterhub.contract import PERM_ID
+from openbis_jupyterhub.hub import handlers
 from openbis_jupyterhub.hub.auth import _without_token
 from openbis_jupyterhub.hub.handlers import (
     NotebookEndpoint,
+    RecentNotebooks,
     ReopenAnalysisHandler,
     check_notebook,
     eln_query_arguments,
@@ -113,3 +116,20 @@ def test_rerun_link_and_panel_take_dataset_perm_ids_only(text, ok):
 )
 def test_a_user_servers_reason_is_taken_when_it_gave_one(body, reason):
     assert _reason_of(body) == reason
+
+
+def test_the_elns_link_to_a_requested_name_goes_to_the_copy_once_and_shortly(monkeypatch):
+    user = SimpleNamespace(name="J Doe", url="/user/J%20Doe/")
+    recent = RecentNotebooks()
+    recent.remember("J Doe", "dir/a b.ipynb", "dir/a b 2.ipynb")
+    recent.remember("J Doe", "dir/same.ipynb", "dir/same.ipynb")  # written as asked: nothing
+    link = "/user/J%20Doe/notebooks/dir/a b.ipynb"
+    assert recent.redirect(SimpleNamespace(name="alice", url="/user/alice/"), link) == link
+    assert recent.redirect(user, link + "?x=1") == "/user/J%20Doe/notebooks/dir/a%20b%202.ipynb?x=1"
+    assert recent.redirect(user, link) == link  # once
+    assert recent.redirect(user, "/user/J%20Doe/notebooks/dir/same.ipynb").endswith("same.ipynb")
+    recent.remember("J Doe", "dir/a b.ipynb", "dir/a b 3.ipynb")
+    monkeypatch.setattr(handlers, "RECENT_SECONDS", -1)
+    recent.remember("J Doe", "dir/c.ipynb", "dir/c 2.ipynb")  # already too old
+    assert recent.redirect(user, "/user/J%20Doe/notebooks/dir/c.ipynb").endswith("/c.ipynb")
+    assert recent.redirect(user, link).endswith("a%20b%203.ipynb")

@@ -102,6 +102,9 @@ DOCKER_ONLY = {
     "JUPYTERHUB_READ_ONLY_ROOT",
     "JUPYTERHUB_TMP_SIZE",
     "JUPYTERHUB_INTERNAL_SSL",  # refused on Swarm (spawners.py): certificates stay on one node
+    # environment versions: refused on Swarm (spawners.py): named servers of DockerSpawner
+    "JUPYTERHUB_SINGLEUSER_LABEL",
+    "JUPYTERHUB_SINGLEUSER_IMAGES",
 }
 
 

@@ -181,6 +181,8 @@ class OpenBISAuthenticator(NotebookEndpoint, Authenticator):
     def landing_url(self, handler, user) -> str:
         """Where a fresh sign-in goes: ``next`` (or the user's server), started on the way."""
         next_url = _without_token(handler.get_next_url(user))
+        # the ELN's copy of a saved notebook asks for the name it requested (handlers.py)
+        next_url = self.recent_notebooks.redirect(user, next_url)
         spawner = user.spawner
         if spawner.ready or not next_url.startswith(user.prefix):
             return next_url

@@ -22,15 +22,25 @@ with the ``local`` driver's ``size`` option, before the container (which would o
 create it without), and the hub starts only when the engine can enforce that option
 (``check_home_size``): Docker's data-root on XFS mounted with ``pquota``. A home created
 before the setting keeps no bound; the spawner logs that at every start of its server.
+
+Environment versions (``JUPYTERHUB_SINGLEUSER_IMAGES``): earlier single-user images kept beside
+the current one, each with a label. A user's usual server runs the one picked in the spawn
+form (default: the current one; the ELN's one-click links show no form); a JupyterHub named
+server ``env-<label>`` (``named_server``) runs a kept one beside it, with the same home volume
+(``{prefix}-{user}--{server}``, DockerSpawner's name for named servers). Every server learns
+its label and its image's id (``contract.ENV_ENVIRONMENT``, ``ENV_IMAGE_ID``), which saved
+analyses record.
 """
 
 import asyncio
 import io
 import ipaddress
 import os
+import re
 import tarfile
 import time
 from collections.abc import Mapping
+from html import escape
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,7 +49,8 @@ from cryptography import x509
 from docker.errors import APIError, NotFound
 from docker.utils import kwargs_from_env
 from dockerspawner import DockerSpawner
-from traitlets import Float, List, Unicode, default
+from tornado import web
+from traitlets import Dict, Float, List, Unicode, default
 
 from .. import contract
 from .settings import SettingError
@@ -92,6 +103,91 @@ class OpenBISDockerSpawner(DockerSpawner):
         container name: the hub's public host. The proxy checks a server's certificate against
         the Host header of the browser's request (node's TLS client does).""",
     )
+
+    environments = Dict(
+        Unicode(),
+        config=True,
+        help="""Environment versions: label -> single-user image, the current one first, then
+        the earlier ones kept (JUPYTERHUB_SINGLEUSER_LABEL, JUPYTERHUB_SINGLEUSER_IMAGES).""",
+    )
+    environment_label = Unicode(help="The label of the image this server runs (set at start).")
+    image_id = Unicode(help="The immutable id of the image this server runs (``sha256:…``).")
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        return type(self).choose_environment
+
+    async def choose_environment(self, user_options):
+        """The image of this start: a named server runs the kept environment it is named
+        after; the usual server the one picked in the form, else the current one."""
+        labels = list(self.environments)
+        if not labels:
+            return
+        if self.name:
+            kept = {named_server(label): label for label in labels[1:]}
+            if self.name not in kept:
+                raise web.HTTPError(
+                    400, "Named servers run the earlier environments kept beside the current "
+                    f"one: {', '.join(kept) or 'none are kept'}.",
+                )  # fmt: skip
+            picked = kept[self.name]
+        else:
+            picked = user_options.get("environment") or labels[0]
+            if picked not in labels:  # the admin has removed it since it was picked
+                self.log.warning("%s: environment %r is no longer kept", self._log_name, picked)
+                picked = labels[0]
+        self.environment_label, self.image = picked, self.environments[picked]
+        await self.pull_image(self.image)
+        self.image_id = (await self.docker("inspect_image", self.image))["Id"]
+
+    @default("options_form")
+    def _options_form_default(self):
+        return type(self).environment_form
+
+    def environment_form(self) -> str:
+        """The spawn option of the usual server: which environment (only when there is a
+        choice; the current one is preselected). Not on the way of a link (``?next=``: the
+        ELN's sign-in links, hub/auth.py's landing_url): those start the server at once, in
+        the environment picked last, else the current one."""
+        link = self.handler is not None and self.handler.get_argument("next", None)
+        if len(self.environments) < 2 or self.name or link:
+            return ""
+        options = "".join(
+            f'<option value="{escape(label)}">{escape(label)}'
+            f"{' (current)' if i == 0 else ''}: {escape(image)}</option>"
+            for i, (label, image) in enumerate(self.environments.items())
+        )
+        return (
+            '<label for="openbis-environment">Environment</label>'
+            '<select class="form-control" id="openbis-environment" name="environment">'
+            f"{options}</select>"
+        )
+
+    @default("options_from_form")
+    def _options_from_form_default(self):
+        return lambda form: {"environment": form["environment"][0]} if "environment" in form else {}
+
+    def get_env(self):
+        env = super().get_env()
+        env[contract.ENV_ENVIRONMENT] = self.environment_label
+        env[contract.ENV_IMAGE_ID] = self.image_id
+        return env
+
+    def template_namespace(self):
+        # "--{servername}" for a named server, else nothing: its certificates volume's name
+        namespace = super().template_namespace()
+        namespace["server_suffix"] = f"--{namespace['servername']}" if self.name else ""
+        return namespace
+
+    async def find_environment(self, image_id: str) -> tuple[str, str] | None:
+        """(label, named server) of the kept earlier environment whose image has this id."""
+        for label, image in list(self.environments.items())[1:]:
+            try:
+                if (await self.docker("inspect_image", image))["Id"] == image_id:
+                    return label, named_server(label)
+            except NotFound:
+                continue
+        return None
 
     @default("ssl_alt_names")
     def _ssl_alt_names_default(self):
@@ -194,6 +290,13 @@ class OpenBISDockerSpawner(DockerSpawner):
             return
 
 
+def named_server(label: str) -> str:
+    """The JupyterHub named server of a kept environment: ``env-`` and the label in lower case,
+    other characters as ``-`` ("2026.06" -> "env-2026-06"; JupyterHub's server names are
+    lower-case letters, digits and single hyphens, at most 30)."""
+    return "env-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
 def alt_name(host: str) -> str:
     """A certificate's subject alternative name for a host name or an IP address."""
     try:
@@ -247,7 +350,27 @@ def engine() -> docker.APIClient:
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
-    c.DockerSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
+    image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
+    c.DockerSpawner.image = image
+    # environment versions: the current image's label (default: its tag), then the kept ones
+    tag = image.split("/")[-1].split("@")[0].partition(":")[2] or "latest"
+    label = settings["JUPYTERHUB_SINGLEUSER_LABEL"] or tag
+    kept = settings["JUPYTERHUB_SINGLEUSER_IMAGES"]
+    if label in kept or image in kept.values():
+        raise SettingError(
+            f"JUPYTERHUB_SINGLEUSER_IMAGES lists the current image or its label {label!r}"
+        )
+    servers = [named_server(k) for k in kept]
+    if len(set(servers)) != len(servers) or any(len(n) > 30 for n in servers):
+        raise SettingError(
+            "JUPYTERHUB_SINGLEUSER_IMAGES: labels must differ in more than case and "
+            "punctuation and have at most 26 characters (named servers env-<label>)"
+        )
+    c.OpenBISDockerSpawner.environments = {label: image, **kept}
+    if kept:
+        # one named server per kept environment, beside the usual one (same home volume)
+        c.JupyterHub.allow_named_servers = True
+        c.JupyterHub.named_server_limit_per_user = len(kept)
     c.DockerSpawner.network_name = settings["JUPYTERHUB_NETWORK"]
     c.DockerSpawner.use_internal_ip = True
     # {username} is DockerSpawner's escaped user id (lower case, `-xx` escapes), valid for
@@ -283,8 +406,9 @@ def configure(c, settings: Mapping[str, object]) -> None:
         c.JupyterHub.trusted_alt_names = names
         c.OpenBISDockerSpawner.public_alt_names = public
         renew_hub_certificate_without(location, names)
-        # a "." never occurs in escaped user ids: no user's home volume has this name
-        certs_volume = settings["JUPYTERHUB_VOLUME_PREFIX"] + "{username}.certs"
+        # a "." never occurs in escaped user ids: no user's home volume has this name; a
+        # named server's certificates are its own ({username}--{servername}.certs)
+        certs_volume = settings["JUPYTERHUB_VOLUME_PREFIX"] + "{username}{server_suffix}.certs"
         c.DockerSpawner.certs_volume_name = certs_volume
 
 

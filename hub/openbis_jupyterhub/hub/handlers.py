@@ -21,11 +21,14 @@ protocol: a signed-in user confirms, then gets the template with the parameters 
 
 ``/hub/openbis-notebook/open/<dataset permId>`` re-opens a saved analysis (ANALYSIS_NOTEBOOK
 dataset): a signed-in user confirms, their server fetches it into a new folder, and the
-notebook opens in JupyterLab with the environment banner.
+notebook opens in JupyterLab with the environment banner. When the analysis was made in an
+earlier environment that is still kept, the user picks: that one (a named server beside the
+usual one, same home) or the current one.
 """
 
 import asyncio
 import json
+import time
 from html import escape
 from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlparse
@@ -34,7 +37,8 @@ import nbformat
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
-from traitlets import Integer, List, Unicode, default
+from tornado.httputil import url_concat
+from traitlets import Instance, Integer, List, Unicode, default
 from traitlets.config import Configurable
 
 from .. import contract
@@ -45,6 +49,40 @@ from .openbis import OpenBISUnavailable
 ENDPOINT_PATH = "/openbis-notebook"  # below the hub's prefix: {hub public URL}/hub/openbis-notebook
 # how far over the size limit a body is still read (and dropped) to answer with a JSON 413
 OVERSIZE_DISCARD_BYTES = 1 << 30
+
+
+RECENT_SECONDS = 60  # how long the hub takes the ELN's link to a requested name to the copy
+
+
+class RecentNotebooks:
+    """Which file the ELN endpoint wrote for which requested name, for ``RECENT_SECONDS``.
+
+    The ELN's "copy a saved notebook" (the Jupyter icon beside a dataset's ``.ipynb``) asks for
+    ``dir/name.ipynb``, is answered the free name (``name 2.ipynb`` when that one is taken) and
+    writes the copy there, but then opens ``notebooks/dir/name.ipynb``: the older file. Its
+    link passes the hub's sign-in (``/hub/login?token=…&next=…``), so the hub sends a link to
+    the requested name, once and shortly after the write, to the copy it wrote instead."""
+
+    def __init__(self):
+        self._written: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def remember(self, user: str, requested: str, written: str) -> None:
+        now = time.monotonic()
+        self._written = {k: v for k, v in self._written.items() if v[1] > now}
+        if requested != written:
+            self._written[(user, requested)] = (written, now + RECENT_SECONDS)
+
+    def redirect(self, user, url: str) -> str:
+        """``url`` (a sign-in's ``next``), or the copy written for the name it asks for."""
+        prefix = url_path_join(user.url, "notebooks/")
+        path, _, query = url.partition("?")
+        if not path.startswith(prefix):
+            return url
+        requested = unquote(path[len(prefix) :])
+        written, until = self._written.pop((user.name, requested), (None, 0))
+        if written is None or until < time.monotonic():
+            return url
+        return prefix + quote(written, safe="/") + (f"?{query}" if query else "")
 
 
 class NotebookEndpoint(Configurable):
@@ -76,6 +114,8 @@ class NotebookEndpoint(Configurable):
     def _templates_dir_default(self):
         checkout = Path(__file__).resolve().parents[3] / "notebook_templates"
         return str(checkout if checkout.is_dir() else "/srv/jupyterhub/notebook_templates")
+
+    recent_notebooks = Instance(RecentNotebooks, args=())
 
     def allowed_origins(self, openbis_url: str) -> set[str]:
         if self.eln_origins:
@@ -264,6 +304,9 @@ class ELNNotebookHandler(_NotebookWriter, BaseHandler):
         answer = await self.write_through_server(
             user, args["folder"], args["filename"], test, b"" if test else body
         )
+        if not test:
+            requested = "/".join([*check_folder(args["folder"]), args["filename"]])
+            self.endpoint.recent_notebooks.remember(user.name, requested, answer["path"])
         self.finish(answer)
 
     async def _sign_in(self, token):
@@ -373,6 +416,20 @@ REOPEN_PAGE = """{% extends "page.html" %}
 </div>
 {% endblock %}
 """
+ENVIRONMENT_CHOICE_PAGE = """{% extends "page.html" %}
+{% block main %}
+<div class="container">
+  <h1>Which environment?</h1>
+  <p>The analysis <strong>{{ perm_id }}</strong> is in your folder
+     <strong>{{ folder }}</strong>. It was made in the environment
+     <strong id="openbis-saved-environment">{{ label }}</strong>, which is still kept.</p>
+  <p><a id="openbis-open-saved" class="btn btn-jupyter" href="{{ saved_url }}">Open it in
+     {{ label }}</a> (a second server beside your usual one, with the same files)</p>
+  <p><a id="openbis-open-current" class="btn btn-default" href="{{ current_url }}">Open it in
+     the current environment</a> (the differences are shown above the notebook)</p>
+</div>
+{% endblock %}
+"""
 REOPEN_TIMEOUT = 600  # seconds: the server fetches every file saved with the notebook
 OUTDATED_FOR_REOPEN = (
     "Your Jupyter server cannot re-open analyses: it was started before the hub's last "
@@ -429,7 +486,32 @@ class ReopenAnalysisHandler(_NotebookWriter, BaseHandler):
             reason = e.reason or f"Your Jupyter server could not re-open it ({e.code})."
             raise http_error(e.code, reason) from e
         notebook = quote(answer["notebook"], safe="/")
-        self.redirect(url_path_join(user.url, "lab", "tree", notebook))
+        current_url = url_path_join(user.url, "lab", "tree", notebook)
+        kept = await self._kept_environment(spawner, answer)
+        if not kept:
+            self.redirect(current_url)
+            return
+        label, server = kept
+        # JupyterHub starts the named server from this link (no form) and then opens `next`
+        saved_url = url_concat(
+            url_path_join(self.hub.base_url, "spawn", user.escaped_name, server),
+            {"next": url_path_join(user.server_url(server), "lab", "tree", notebook)},
+        )
+        page = self.settings["jinja2_env"].from_string(ENVIRONMENT_CHOICE_PAGE)
+        html = await page.render_async(
+            **self.template_namespace, perm_id=perm_id, folder=answer["folder"], label=label,
+            saved_url=saved_url, current_url=current_url,
+        )  # fmt: skip
+        self.finish(html)
+
+    async def _kept_environment(self, spawner, answer) -> tuple[str, str] | None:
+        """(label, named server) of the earlier environment the analysis was saved in, when it
+        is kept and is not the one the usual server runs (environment versions, hub/docker.py)."""
+        saved = ((answer.get("environment") or {}).get("saved") or {}).get("imageId")
+        find = getattr(spawner, "find_environment", None)
+        if not saved or not find or saved == getattr(spawner, "image_id", None):
+            return None
+        return await find(saved)
 
 
 # registered by OpenBISAuthenticator.get_handlers, below the hub's prefix

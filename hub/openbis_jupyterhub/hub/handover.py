@@ -115,12 +115,13 @@ async def call(spawner, path: str, body: bytes, timeout: float) -> dict:
     return json.loads(response.body)
 
 
-async def send_token(user) -> None:
-    """Push the newest token from auth_state into the user's running server.
+async def send_token(user, spawner=None) -> None:
+    """Push the newest token from auth_state into the user's running server (``spawner``:
+    one of their named servers; they share the home, where the token is kept).
 
     ``Openbis()`` run afterwards in any kernel uses it; nothing restarts.
     """
-    spawner = user.spawner
+    spawner = spawner or user.spawner
     if not spawner.ready or spawner.server is None:
         return
     auth_state = await user.get_auth_state() or {}
@@ -153,4 +154,4 @@ async def _send_token_when_ready(user, spawner):
     while spawner.pending == "spawn" and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     if spawner.ready:
-        await send_token(user)
+        await send_token(user, spawner)

@@ -7,6 +7,7 @@ for admins; a unit test keeps that file and this table in step.
 """
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -47,6 +48,24 @@ def size(text: str) -> str:
     """A size in Docker's syntax, whole binary units: ``10G`` (``10g`` -> ``10G``)."""
     size_bytes(text)
     return text.upper()
+
+
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # an environment: a named server's name
+
+
+def environments(text: str) -> dict[str, str]:
+    """``"2026.06=site/singleuser:2026.06, 2025.12=site/singleuser:2025.12"`` -> {label: image}:
+    labels of letters, digits, ``.``, ``_``, ``-`` (named servers are called so), each once,
+    each image once."""
+    kept: dict[str, str] = {}
+    for item in comma_list(text):
+        label, eq, image = (part.strip() for part in item.partition("="))
+        if not eq or not image or not LABEL.fullmatch(label):
+            raise ValueError(f"{item!r} is not label=image (label: letters, digits, . _ -)")
+        if label in kept or image in kept.values():
+            raise ValueError(f"{item!r}: each label and each image only once")
+        kept[label] = image
+    return kept
 
 
 def one_of(*choices: str) -> Callable[[str], str]:
@@ -98,6 +117,10 @@ SETTINGS = [
     # --- user servers
     Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of(*SPAWNERS)),  # spawners.py
     Setting("JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"),
+    # environment versions (DockerSpawner): the label saved analyses record for the image
+    # above (empty: its tag), and earlier images kept beside it, "label=image,..."
+    Setting("JUPYTERHUB_SINGLEUSER_LABEL"),
+    Setting("JUPYTERHUB_SINGLEUSER_IMAGES", {}, parse=environments),
     # Docker and Swarm require a memory limit (the Docker API filter refuses a container without)
     Setting("JUPYTERHUB_MEM_LIMIT", 4 * 1024**3, "Spawner.mem_limit", parse=byte_size),
     Setting("JUPYTERHUB_CPU_LIMIT", traitlet="Spawner.cpu_limit", parse=float),

@@ -32,21 +32,26 @@ class Spawner:
     # why JupyterHub's internal_ssl cannot work with it (JUPYTERHUB_INTERNAL_SSL=true is then
     # refused); "" when the module turns it on itself
     no_internal_ssl: str
+    # why earlier single-user images cannot be kept beside the current one with it
+    # (JUPYTERHUB_SINGLEUSER_IMAGES is then refused); "" when the module runs them
+    no_environment_versions: str
 
 
 SPAWNERS = {
-    "docker": Spawner("openbis_jupyterhub.hub.docker", "openbis-docker", ""),
+    "docker": Spawner("openbis_jupyterhub.hub.docker", "openbis-docker", "", ""),
     "swarm": Spawner(
         "openbis_jupyterhub.hub.swarm",
         "openbis-swarm",
         "on Swarm the hub cannot copy certificates into a volume on another node "
         "(docs/security.md)",
+        "environment versions run as named servers of DockerSpawner only",
     ),
     "kubernetes": Spawner(
         "openbis_jupyterhub.hub.kubernetes",
         "kubespawner.KubeSpawner",
         "on Kubernetes Zero to JupyterHub's network policies keep users apart "
         "(deploy/kubernetes/README.md)",
+        "environment versions run as named servers of DockerSpawner only",
     ),
 }
 
@@ -62,6 +67,12 @@ def configure(c, values: Mapping[str, object], name: str | None = None) -> None:
         raise SettingError(
             "JUPYTERHUB_INTERNAL_SSL=true needs DockerSpawner (the compose stack): "
             + spawner.no_internal_ssl
+            + "."
+        )
+    if spawner.no_environment_versions and values.get("JUPYTERHUB_SINGLEUSER_IMAGES"):
+        raise SettingError(
+            "JUPYTERHUB_SINGLEUSER_IMAGES needs JUPYTERHUB_SPAWNER=docker: "
+            + spawner.no_environment_versions
             + "."
         )
     c.JupyterHub.spawner_class = spawner.spawner_class

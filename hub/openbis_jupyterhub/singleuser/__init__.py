@@ -10,6 +10,10 @@
   The notebook's kernel (its ``metadata.kernelspec.name``) starts at once in a session for
   its path (``sessions.py``), which the page joins when the browser follows the ELN's link.
 
+Every notebook the server saves carries the environment it was saved in
+(``metadata.openbis.environment``: image label and id, Python, R, Octave and their packages;
+``lab_api.record_environment``), so an analysis the ELN's own cells upload has it too.
+
 Both endpoints answer only the hub: JupyterHub's own authentication of this server checks
 the request's token with the hub, and the handlers accept only the hand-over service's
 identity. Paths, names and that identity are the contract in ``openbis_jupyterhub.contract``;
@@ -126,6 +130,8 @@ def _jupyter_server_extension_points():
 def _load_jupyter_server_extension(serverapp):
     openbis_url = os.environ.get(contract.ENV_OPENBIS_URL, "")
     serverapp.web_app.add_handlers(".*$", lab_api.handlers(serverapp.base_url))  # the lab panel
+    # every notebook saved records the environment it was saved in (its metadata)
+    serverapp.contents_manager.register_pre_save_hook(lab_api.record_environment)
     base = serverapp.base_url
     serverapp.web_app.add_handlers(
         ".*$",

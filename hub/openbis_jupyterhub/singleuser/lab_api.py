@@ -27,6 +27,7 @@ service (``contract.REOPEN_PATH``); only ANALYSIS_NOTEBOOK datasets are re-opene
 
 import ast
 import contextlib
+import copy
 import io
 import json
 import os
@@ -469,14 +470,86 @@ def start_download(root, perm_id, folder, files=None) -> Job:
 # --- environment ---------------------------------------------------------------------------------
 
 
+# where R and Octave find their packages (Debian's R and Octave; the user's own libraries first)
+R_LIBRARIES = ("~/R/*-library/*", "/usr/local/lib/R/site-library", "/usr/lib/R/site-library",
+               "/usr/lib/R/library")  # fmt: skip
+OCTAVE_PACKAGES = ("~/.local/share/octave/**", "/usr/share/octave/packages")
+OCTAVE_VERSIONS = "/usr/share/octave/[0-9]*"  # one folder per installed version
+
+
+_environment_cache: dict[tuple, dict] = {}
+
+
 def current_environment() -> dict:
+    """This server's environment: its image (name, label, id), Python, R and Octave with their
+    packages. Read from files (package metadata and DESCRIPTION files), no program runs; read
+    again when a folder packages are installed into has changed (every save asks for it)."""
+    folders = [*sys.path, *(d for lib in R_LIBRARIES + OCTAVE_PACKAGES for d in _glob(lib))]
+    key = tuple((d, os.stat(d).st_mtime_ns) for d in folders if os.path.isdir(d))
+    if key not in _environment_cache:
+        _environment_cache.clear()
+        _environment_cache[key] = _read_environment()
+    return copy.deepcopy(_environment_cache[key])
+
+
+def _read_environment() -> dict:
     packages = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
             packages[_canonical(name)] = dist.version
     image = os.environ.get("JUPYTER_IMAGE") or os.environ.get("JUPYTER_IMAGE_SPEC") or ""
-    return {"python": platform.python_version(), "image": image, "packages": packages}
+    r_packages = _descriptions(R_LIBRARIES, "*/DESCRIPTION", "Package")
+    octave_packages = _descriptions(OCTAVE_PACKAGES, "*/packinfo/DESCRIPTION", "Name")
+    octave = sorted((Path(p).name for p in _glob(OCTAVE_VERSIONS)), key=_version_key)
+    return {
+        "python": platform.python_version(),
+        "image": image,
+        "label": os.environ.get(contract.ENV_ENVIRONMENT, ""),
+        "imageId": os.environ.get(contract.ENV_IMAGE_ID, ""),
+        "packages": packages,
+        # R's version is its base package's
+        "r": {"version": r_packages.pop("base", ""), "packages": r_packages}
+        if r_packages
+        else None,
+        "octave": {"version": octave[-1], "packages": octave_packages} if octave else None,
+    }
+
+
+def _glob(pattern: str) -> list[str]:
+    import glob
+
+    return sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+
+
+def _version_key(version: str) -> list:
+    return [int(p) if p.isdigit() else 0 for p in re.split(r"[.-]", version)]
+
+
+def _descriptions(libraries, pattern: str, name_field: str) -> dict[str, str]:
+    """{package: version} from the DESCRIPTION files below ``libraries``; the first library
+    holding a package wins, as in R's .libPaths() and Octave's pkg."""
+    found: dict[str, str] = {}
+    for library in libraries:
+        for directory in _glob(library):
+            for path in sorted(Path(directory).glob(pattern)):
+                fields = dict(
+                    line.split(":", 1)
+                    for line in path.read_text(errors="replace").splitlines()
+                    if ":" in line and not line[:1].isspace()
+                )
+                name, version = fields.get(name_field, "").strip(), fields.get("Version", "")
+                if name and name not in found:
+                    found[name] = version.strip()
+    return found
+
+
+def record_environment(model: dict, **_) -> None:
+    """jupyter_server's pre-save hook: every notebook saved carries the environment it was
+    saved in (``metadata.openbis.environment``), also when only the ``.ipynb`` is uploaded."""
+    if model.get("type") == "notebook" and isinstance(model.get("content"), dict):
+        metadata_ = model["content"].setdefault("metadata", {})
+        metadata_.setdefault("openbis", {})["environment"] = current_environment()
 
 
 def _canonical(name: str) -> str:
@@ -490,6 +563,18 @@ def environment_files(env: dict) -> dict[str, str]:
     if env.get("image"):
         files["image.txt"] = env["image"] + "\n"
     return files
+
+
+def saved_environment(notebook: Path) -> dict | None:
+    """The environment a notebook was saved in: its metadata (every save records it), else
+    the files the panel saved beside it before notebooks carried it."""
+    try:
+        recorded = json.loads(notebook.read_text())["metadata"]["openbis"]["environment"]
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = None
+    if isinstance(recorded, dict) and isinstance(recorded.get("packages"), dict):
+        return recorded
+    return read_environment(notebook.parent)
 
 
 def read_environment(directory: Path) -> dict | None:
@@ -514,15 +599,35 @@ def read_environment(directory: Path) -> dict | None:
     }
 
 
+def _all_packages(env: dict) -> dict[str, str]:
+    """Python's packages, then R and Octave with theirs (``R``, ``R ggplot2``, ``Octave``, ...)."""
+    packages = dict(env["packages"])
+    for language, key in (("R", "r"), ("Octave", "octave")):
+        if env.get(key):
+            packages[language] = env[key]["version"]
+            packages.update({f"{language} {n}": v for n, v in env[key]["packages"].items()})
+    return packages
+
+
+def _image(env: dict) -> str:
+    """The image as a person reads it: label, name, the start of its id."""
+    label, name, ident = env.get("label"), env.get("image", ""), env.get("imageId", "")
+    shown = f"{label} ({name})" if label else name
+    return f"{shown} {ident.removeprefix('sha256:')[:12]}".strip() if ident else shown
+
+
 def compare_environments(saved: dict, current: dict) -> dict:
-    old, new = saved["packages"], current["packages"]
-
-    def pair(key):
-        return None if saved[key] == current[key] else [saved[key], current[key]]
-
+    old, new = _all_packages(saved), _all_packages(current)
+    same_image = (
+        saved.get("imageId") == current.get("imageId")
+        if saved.get("imageId") and current.get("imageId")
+        else saved.get("image") == current.get("image")
+    )
     return {
-        "python": pair("python"),
-        "image": pair("image"),
+        "python": None
+        if saved["python"] == current["python"]
+        else [saved["python"], current["python"]],
+        "image": None if same_image else [_image(saved), _image(current)],
         "changed": [
             {"name": n, "saved": old[n], "current": new[n]}
             for n in sorted(old.keys() & new.keys())
@@ -541,12 +646,14 @@ def environment_report(root, notebook: str) -> dict:
     if not marker.is_file():
         return {"dataset": None}
     info = json.loads(marker.read_text())
-    saved = read_environment(path.parent)
+    # as it came from openBIS (reopen keeps it: saves since then record this server's)
+    saved = info.pop("environment", None) or read_environment(path.parent)
     current = current_environment()
+    brief = ("python", "image", "label", "imageId")
     return {
         "dataset": info,
-        "saved": saved,
-        "current": {k: v for k, v in current.items() if k != "packages"},
+        "saved": {k: saved.get(k, "") for k in brief} if saved else None,
+        "current": {k: current[k] for k in brief},
         "differences": compare_environments(saved, current) if saved else None,
     }
 
@@ -713,7 +820,9 @@ def reopen(o, root, perm_id: str) -> dict:
             "files": written,
             "reopened": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        (staging / MARKER).write_text(json.dumps(info, indent=1))
+        notebook = staging / notebooks[0].rsplit("/", 1)[-1]
+        environment = saved_environment(notebook)
+        (staging / MARKER).write_text(json.dumps({**info, "environment": environment}, indent=1))
         folder = make_folder(root, perm_id)  # an empty folder reserves the free name
         os.rename(staging, folder)  # replaces the empty folder at once
     except BaseException:
