@@ -4,7 +4,9 @@
 import sys
 from pathlib import Path
 
-from openbis_jupyterhub.hub import docker, kubernetes, settings, swarm
+import importlib
+
+from openbis_jupyterhub.hub import settings
 from openbis_jupyterhub.hub.auth import configure_handover
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
@@ -29,9 +31,10 @@ c.JupyterHub.cleanup_servers = False
 # cached for good by browsers already); the proxy passes the compressed bodies through
 c.JupyterHub.tornado_settings = {"compress_response": True}
 
-# --- user servers: DockerSpawner, SwarmSpawner or KubeSpawner (JUPYTERHUB_SPAWNER), one module each
-spawners = {"docker": docker, "swarm": swarm, "kubernetes": kubernetes}
-spawners[env["JUPYTERHUB_SPAWNER"]].configure(c, env)
+# --- user servers: DockerSpawner, SwarmSpawner, KubeSpawner or SlurmSpawner
+# (JUPYTERHUB_SPAWNER), one module each, imported only when chosen: batchspawner (slurm)
+# adds an API handler to every hub that imports it
+importlib.import_module(f"openbis_jupyterhub.hub.{env['JUPYTERHUB_SPAWNER']}").configure(c, env)
 c.Spawner.default_url = "/lab"
 # Many users opening notebooks at once (a class, a lab meeting) make servers slow to start on a
 # small host: with JupyterHub's defaults (60 s to start, 30 s to answer) it gives up on them and

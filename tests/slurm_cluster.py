@@ -306,3 +306,23 @@ class SlurmCluster:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 
+
+
+CHARLIECLOUD_CACHE = Path("/var/tmp/openbis-jupyterhub-charliecloud")  # noqa: S108
+
+
+def charliecloud_image(docker_image: str) -> Path:
+    """The Docker image as a Charliecloud image directory (``ch-convert``, what
+    deploy/slurm/README.md has admins run), kept by image id: converted once per build."""
+    image_id = run("docker", "image", "inspect", "-f", "{{.Id}}", docker_image).strip()
+    target = CHARLIECLOUD_CACHE / image_id.split(":")[-1][:16]
+    if not target.is_dir():
+        CHARLIECLOUD_CACHE.mkdir(mode=0o755, exist_ok=True)
+        partial = target.with_name(target.name + f".partial-{uuid.uuid4().hex[:6]}")
+        try:
+            run("ch-convert", "-i", "docker", docker_image, str(partial), timeout=900)
+            partial.chmod(0o755)
+            partial.rename(target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return target
