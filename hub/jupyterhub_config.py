@@ -1,10 +1,9 @@
 # JupyterHub configuration for openBIS. Every setting comes from the environment (the compose
 # stack fills it from .env): openbis_jupyterhub.hub.settings lists them with their defaults and
 # turns them into traitlets. Site overrides: *.py files in JUPYTERHUB_CONFIG_D, loaded last.
+import importlib
 import sys
 from pathlib import Path
-
-import importlib
 
 from openbis_jupyterhub.hub import settings
 from openbis_jupyterhub.hub.auth import configure_handover

@@ -307,7 +307,6 @@ class SlurmCluster:
             process.wait(timeout=10)
 
 
-
 CHARLIECLOUD_CACHE = Path("/var/tmp/openbis-jupyterhub-charliecloud")  # noqa: S108
 
 

@@ -235,9 +235,11 @@ def test_a_user_without_an_account_gets_a_page_and_no_job(hub, cluster, accounts
     session = requests.Session()
     page = session.get(f"{hub.url}/hub/login?token={token}&next=/user/{visitor}/lab", timeout=60)
     page = wait_until(
-        lambda: (p := session.get(f"{hub.url}/hub/spawn-pending/{visitor}", timeout=30))
-        and "no account on this cluster" in p.text
-        and p,
+        lambda: (
+            (p := session.get(f"{hub.url}/hub/spawn-pending/{visitor}", timeout=30))
+            and "no account on this cluster" in p.text
+            and p
+        ),
         "the page saying so",
         timeout=30,
     )
@@ -269,9 +271,7 @@ def test_a_job_held_by_a_full_partition_shows_why(hub, cluster, accounts):
         timeout=60,
     ) as events:
         for line in events.iter_lines(decode_unicode=True):
-            if line.startswith("data:") and "pending" in (event := json.loads(line[5:]))[
-                "message"
-            ]:
+            if line.startswith("data:") and "pending" in (event := json.loads(line[5:]))["message"]:
                 break
     assert "(Resources)" in event["message"] or "(Priority)" in event["message"], event
     assert "number 1 in the queue" in event["message"]

@@ -292,9 +292,10 @@ class OpenBISSlurmSpawner(SlurmSpawner):
         handler = getattr(self, "handler", None)
         if handler is not None and handler.get_argument("next", ""):
             return ""
-        partitions = "".join(
-            f'<option value="{p}">{p}</option>' for p in self.partitions
-        ) or '<option value="">(the cluster\'s default)</option>'
+        partitions = (
+            "".join(f'<option value="{p}">{p}</option>' for p in self.partitions)
+            or '<option value="">(the cluster\'s default)</option>'
+        )
         field = (
             '<div class="form-group"><label for="{name}">{label}</label>'
             '<input class="form-control" type="number" id="{name}" name="{name}" '
@@ -315,8 +316,14 @@ class OpenBISSlurmSpawner(SlurmSpawner):
         ]  # fmt: skip
         if self.max_gpus:
             fields.append(
-                field.format(name="gpus", label=f"GPUs (at most {self.max_gpus})", low=0,
-                             high=self.max_gpus, step=1, value=0)  # fmt: skip
+                field.format(
+                    name="gpus",
+                    label=f"GPUs (at most {self.max_gpus})",
+                    low=0,
+                    high=self.max_gpus,
+                    step=1,
+                    value=0,
+                )  # fmt: skip
             )
         return "\n".join(fields)
 

@@ -82,7 +82,7 @@ def report_port(environ=os.environ) -> int | None:
     with socket.socket() as s:
         s.bind(("", 0))
         port = s.getsockname()[1]
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 (the hub's own URL, from the hub)
         environ["JUPYTERHUB_API_URL"].rstrip("/") + "/batchspawner",
         data=json.dumps({"port": port}).encode(),
         headers={
@@ -91,7 +91,7 @@ def report_port(environ=os.environ) -> int | None:
         },
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (the hub's own URL)
+    with urllib.request.urlopen(request, timeout=30):  # noqa: S310
         pass
     environ["JUPYTERHUB_SERVICE_URL"] = urlunsplit(url._replace(netloc=f"{url.hostname}:{port}"))
     return port
