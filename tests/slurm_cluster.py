@@ -19,6 +19,7 @@ PID, the namespace and the veth go, the users, group and sudoers rule go, and ``
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.250.93"
 HOST_IP, NODE2_IP = f"{SUBNET}.1", f"{SUBNET}.2"
 
@@ -135,14 +137,10 @@ class SlurmCluster:
 
     @staticmethod
     def sudoers_rule(hub_user: str, users_group: str) -> str:
-        """What deploy/slurm/sudoers says, for these names. SETENV: batchspawner runs
-        ``sudo -E`` to pass the server's environment (JupyterHub's API token for it, the hub's
-        URLs) through sbatch into the job; ``SLURM_CONF`` also comes that way."""
-        commands = "/usr/bin/sbatch, /usr/bin/squeue, /usr/bin/scancel"
-        return (
-            f"Defaults:{hub_user} !lecture\n"
-            f"{hub_user} ALL=(%{users_group}) NOPASSWD:SETENV: {commands}\n"
-        )
+        """deploy/slurm/sudoers, what an admin installs, for these names."""
+        rule = (REPO / "deploy" / "slurm" / "sudoers").read_text()
+        rule = rule.replace("%jupyterhub-users", f"%{users_group}")
+        return re.sub(r"\bjupyterhub\b(?![-/.])", hub_user, rule)
 
     def add_user(self, name: str) -> Path:
         """A cluster account (a Linux user in ``users_group``, the same on every node: they
