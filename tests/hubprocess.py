@@ -57,7 +57,8 @@ class JupyterHubProcess:
     """``url`` is the public URL; ``api(path)`` calls the REST API as an admin service.
     ``spawner_env`` goes into the user servers' environment, ``env`` into the hub's.
     ``local_spawner=False`` keeps the configured spawner (JUPYTERHUB_SPAWNER); ``user`` runs
-    the hub as that user (``workdir`` must be theirs)."""
+    the hub as that user (``workdir`` must be theirs), from ``venv_bin`` (where
+    ``jupyterhub`` is installed; default: this Python's)."""
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class JupyterHubProcess:
         spawner_env=None,
         local_spawner=True,
         user=None,
+        venv_bin=VENV_BIN,
         **env,
     ):
         self.workdir = workdir
@@ -97,6 +99,7 @@ class JupyterHubProcess:
             )
         )
         self.user = user
+        self.venv_bin = venv_bin
         self.env = {
             **os.environ,
             "OPENBIS_URL": openbis_url,
@@ -116,7 +119,7 @@ class JupyterHubProcess:
     def start(self, timeout: float = 30):
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process)
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(self.config)],
+            [str(self.venv_bin / "jupyterhub"), "-f", str(self.config)],
             cwd=self.workdir,
             env=self.env,
             stdout=log,

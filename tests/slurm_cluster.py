@@ -17,6 +17,7 @@ real submit host. Facts of these daemons on this machine: Slurm 22.05, munge 0.5
 PID, the namespace and the veth go, the users, group and sudoers rule go, and ``root``.
 """
 
+import hashlib
 import os
 import pwd
 import re
@@ -323,3 +324,21 @@ def charliecloud_image(docker_image: str) -> Path:
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+HUB_VENV_CACHE = Path("/var/tmp/openbis-jupyterhub-slurm-hub")  # noqa: S108
+
+
+def hub_venv() -> Path:
+    """The hub's install as deploy/slurm/README.md has admins make it: a venv of the system's
+    Python with ``pip install -e '.[slurm]'`` (editable: the checkout's code), readable by the
+    hub's user; kept per pyproject.toml."""
+    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    venv = HUB_VENV_CACHE / key
+    if not (venv / ".complete").exists():
+        HUB_VENV_CACHE.mkdir(mode=0o755, exist_ok=True)
+        shutil.rmtree(venv, ignore_errors=True)  # an install cut short
+        run("/usr/bin/python3", "-m", "venv", str(venv))
+        run(str(venv / "bin" / "pip"), "install", "-q", "-e", f"{REPO}[slurm]", timeout=900)
+        (venv / ".complete").touch()
+    return venv / "bin"

@@ -28,7 +28,7 @@ from openbis_double.process import start_openbis_double
 from tests.eln import RAW_BIN, RAW_CSV, eln_new_notebook, eln_post, run_eln_notebook, seed_notebook
 from tests.hubprocess import JupyterHubProcess
 from tests.jupyter_api import KernelSession
-from tests.slurm_cluster import HOST_IP, NODE2_IP, SlurmCluster, charliecloud_image
+from tests.slurm_cluster import HOST_IP, NODE2_IP, SlurmCluster, charliecloud_image, hub_venv
 
 pytestmark = [
     pytest.mark.docker,
@@ -85,13 +85,16 @@ def accounts(cluster, double):
 @pytest.fixture(scope="module")
 def hub(cluster, double, image_dir, accounts):
     workdir = cluster.root / "hub"  # the hub user's home, theirs only
+    venv_bin = hub_venv()
     hub = JupyterHubProcess(
         workdir,
         double.url,
         double.ca_file,
         local_spawner=False,
         user=cluster.hub_user,
+        venv_bin=venv_bin,
         HOME=str(workdir),
+        PATH=f"{venv_bin}:{os.environ['PATH']}",
         SLURM_CONF=str(cluster.conf),
         JUPYTERHUB_SPAWNER="slurm",
         JUPYTERHUB_SLURM_IMAGE=str(image_dir),
