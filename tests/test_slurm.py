@@ -263,9 +263,7 @@ def test_a_job_held_by_a_full_partition_shows_why(hub, cluster, accounts):
     name = quote(user, safe="")
     login(hub, user)  # the user exists once signed in through the hub
     hub.api(f"/users/{name}", method="POST")
-    answer = hub.api(
-        f"/users/{name}/server", method="POST", json={"partition": "small", "cpus": "1"}
-    )
+    answer = hub.api(f"/users/{name}/server", method="POST", json={"partition": "small", "cpus": 1})
     assert answer.status_code == 202, answer.text
     with requests.get(
         f"{hub.url}/hub/api/users/{name}/server/progress",

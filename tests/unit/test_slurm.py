@@ -193,12 +193,15 @@ def test_the_form_is_skipped_on_links_and_checks_the_limits(monkeypatch, tmp_pat
     form = spawner.render_options_form(spawner)
     assert 'name="partition"' in form and 'name="gpus"' in form
     options = spawner.options_from_form(
-        {"partition": ["gpu"], "cpus": ["2"], "memory": ["8"], "hours": ["1.5"], "gpus": ["1"]}
+        {"partition": ["gpu"], "cpus": ["2"], "memory_gb": ["8"], "hours": ["1.5"], "gpus": ["1"]}
     )
-    assert options == {
+    assert spawner.checked_options(options) == {
         "partition": "gpu", "nprocs": "2", "memory": "8192M", "runtime": "1:30:00",
         "gres": "gpu:1",
     }  # fmt: skip
     for bad in ({"cpus": ["5"]}, {"partition": ["debug"]}, {"hours": ["25"]}, {"gpus": ["x"]}):
         with pytest.raises(web.HTTPError):
             spawner.options_from_form(bad)
+    # the REST API passes user_options unchecked: what would reach the job script is refused
+    with pytest.raises(web.HTTPError, match="unknown options: options"):
+        spawner.checked_options({"options": "--partition=gpu --gres=gpu:8"})

@@ -159,6 +159,9 @@ class OpenBISSlurmSpawner(SlurmSpawner):
         help="""Node name -> address the hub reaches it at. Nodes not listed: their ``NodeAddr``
         from ``scontrol show node`` (the node name itself where that is all Slurm knows).""",
     )
+    # the checked user_options of the current start (checked_options)
+    slurm_request = Dict()
+
     pending_poll_interval = Float(
         1, config=True, help="Seconds between looks at a waiting job for the progress page."
     )
@@ -238,6 +241,7 @@ class OpenBISSlurmSpawner(SlurmSpawner):
     # --- start: the node's address, a readable failure --------------------------------------
     async def start(self):
         self.account_entry()  # a readable page, and no job, for a user without an account
+        self.slurm_request = self.checked_options(self.user_options or {})
         if not self.image_dir:
             raise RuntimeError("OpenBISSlurmSpawner.image_dir is not set")
         ip, port = await super().start()
@@ -307,7 +311,7 @@ class OpenBISSlurmSpawner(SlurmSpawner):
             "</div>",
             field.format(name="cpus", label=f"CPUs (at most {self.max_cpus})", low=1,
                          high=self.max_cpus, step=1, value=self.default_cpus),
-            field.format(name="memory", label=f"Memory, GiB (at most {self.max_memory_gb:g})",
+            field.format(name="memory_gb", label=f"Memory, GiB (at most {self.max_memory_gb:g})",
                          low=0.5, high=self.max_memory_gb, step=0.5,
                          value=f"{self.default_memory_gb:g}"),
             field.format(name="hours", label=f"Walltime, hours (at most {self.max_hours:g})",
@@ -327,14 +331,25 @@ class OpenBISSlurmSpawner(SlurmSpawner):
             )
         return "\n".join(fields)
 
+    # user_options, from the form, a query or the REST API: {partition, cpus, memory_gb,
+    # hours, gpus}; checked at every start (checked_options), as the API passes them unchecked
+    # and JupyterHub reuses a user's last choices for a start without any (the ELN's)
+    FORM_FIELDS = frozenset({"partition", "cpus", "memory_gb", "hours", "gpus"})
+
     def options_from_form(self, formdata) -> dict:
-        return self.checked_options({key: values[0] for key, values in formdata.items()})
+        options = {key: values[0] for key, values in formdata.items()}
+        self.checked_options(options)  # the form again, with the reason, when one is wrong
+        return options
 
     def options_from_query(self, query) -> dict:
-        return self.checked_options({key: values[0] for key, values in query.items()})
+        return self.options_from_form(query)
 
-    def checked_options(self, given: Mapping[str, str]) -> dict:
-        """The form's values as numbers within the admin's limits; a clear error otherwise."""
+    def checked_options(self, given: Mapping[str, object]) -> dict:
+        """The user's choices within the admin's limits, in batchspawner's template names and
+        Slurm's words; a clear error otherwise."""
+        unknown = set(given) - self.FORM_FIELDS
+        if unknown:
+            raise web.HTTPError(400, f"unknown options: {', '.join(sorted(unknown))}")
 
         def number(name, kind, low, high):
             text = str(given.get(name, "")).strip()
@@ -352,11 +367,9 @@ class OpenBISSlurmSpawner(SlurmSpawner):
         if partition and partition not in self.partitions:
             raise web.HTTPError(400, f"partition {partition!r} is not offered here")
         cpus = number("cpus", int, 1, self.max_cpus)
-        memory = number("memory", float, 0.5, self.max_memory_gb)
+        memory = number("memory_gb", float, 0.5, self.max_memory_gb)
         hours = number("hours", float, 0.25, self.max_hours)
         gpus = number("gpus", int, 0, self.max_gpus)
-        # in batchspawner's template names and Slurm's words: batchspawner puts user_options
-        # over its template values as they are
         options = {
             "partition": partition,
             "nprocs": str(cpus) if cpus else "",
@@ -376,7 +389,7 @@ class OpenBISSlurmSpawner(SlurmSpawner):
             "runtime": walltime(self.default_hours),
             "gres": "",
         }
-        return {**subvars, **defaults, **(self.user_options or {})}
+        return {**subvars, **defaults, **self.slurm_request}
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
