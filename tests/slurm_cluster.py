@@ -272,11 +272,33 @@ class SlurmCluster:
         out = run("ps", "-U", str(uid), "-o", "pid=,args=", check=False)
         return [line.strip() for line in out.splitlines() if line.strip()]
 
+    def job_steps(self) -> list[int]:
+        """PIDs of this cluster's ``slurmstepd`` processes (they leave slurmd's session)."""
+        ours = f"SLURM_CONF={self.conf}".encode()
+        pids = []
+        for pid in run("pgrep", "-x", "slurmstepd", check=False).split():
+            try:
+                if ours in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    pids.append(int(pid))
+            except OSError:
+                pass
+        return pids
+
     # --- tear-down -----------------------------------------------------------------------------
     def remove(self):
+        if self.daemons:
+            # jobs end first, while slurmd can still clean up after them
+            ids = run("squeue", "-h", "-o", "%i", check=False, env=self.env).split()
+            if ids:
+                run("scancel", "--full", *ids, check=False, env=self.env)
+            deadline = time.monotonic() + 30
+            while self.job_steps() and time.monotonic() < deadline:
+                time.sleep(0.5)
         for daemon in reversed(self.daemons):
             self._stop(daemon.process)
         self.daemons.clear()
+        for pid in self.job_steps():  # a step whose slurmd went first
+            os.kill(pid, signal.SIGKILL)
         for user in self.users:
             for pid in run("pgrep", "-u", user, check=False).split():
                 os.kill(int(pid), signal.SIGKILL)
