@@ -43,11 +43,20 @@ FOLDER, NAME = "beamtime", "run 1"
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     cluster = SlurmCluster()
     try:
         yield cluster.start()
     finally:
+        # the daemons' and the hub's logs, kept where pytest keeps test files
+        logs = tmp_path_factory.mktemp("slurm-logs")
+        for log in [
+            *cluster.root.glob("*.out"),
+            *cluster.root.glob("log/*"),
+            *cluster.root.glob("hub/hub.log"),
+            *cluster.homes.glob("*/.jupyterhub-*.log"),
+        ]:
+            shutil.copy(log, logs / log.name)  # fmt: skip
         cluster.remove()
 
 

@@ -230,6 +230,11 @@ class OpenBISSlurmSpawner(SlurmSpawner):
         ]  # fmt: skip
         return shlex.join([*container, *self.cmd, *self.get_args()])
 
+    def get_args(self):
+        # the image's configuration names jovyan's home as the server's root (other spawners
+        # mount the user's files there); here the home is the account's
+        return [*super().get_args(), f"--ServerApp.root_dir={self.guest_home}"]
+
     @default("cmd")
     def _cmd_default(self):
         return ["start-singleuser.sh"]
