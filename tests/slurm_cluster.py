@@ -266,11 +266,11 @@ class SlurmCluster:
         keys = ("id", "state", "reason", "node", "name", "user")
         return [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
 
-    def processes_of(self, user) -> list[str]:
-        """Command lines of every process ``user`` runs on this machine (both nodes)."""
+    def processes_of(self, user) -> dict[int, str]:
+        """PID -> command line of every process ``user`` runs on this machine (both nodes)."""
         uid = pwd.getpwnam(user).pw_uid
         out = run("ps", "-U", str(uid), "-o", "pid=,args=", check=False)
-        return [line.strip() for line in out.splitlines() if line.strip()]
+        return {int(pid): args for pid, args in (line.split(None, 1) for line in out.splitlines())}
 
     def job_steps(self) -> list[int]:
         """PIDs of this cluster's ``slurmstepd`` processes (they leave slurmd's session)."""

@@ -223,14 +223,19 @@ def test_a_new_token_reaches_the_job_and_no_token_is_in_slurm(hub, cluster, acco
             "scontrol", "write", "batch_script", job["id"], "-", user=accounts["JDoe"]
         ),
     }
-    for pid in cluster.slurm("scontrol", "listpids", job["id"], check=False).split()[1:]:
-        environ = Path(f"/proc/{pid.split()[0]}/environ")
-        if pid.split()[0].isdigit() and environ.exists():
-            seen[f"environment of {pid.split()[0]}"] = environ.read_bytes().decode(errors="replace")
+    # every process of the job (ch-run, the server, its kernels), as root sees them
+    for pid, command in cluster.processes_of(accounts["JDoe"]).items():
+        seen[f"environment of {command[:60]}"] = (
+            Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+        )
+        seen[f"command line of {pid}"] = command
     for log in (cluster.homes / accounts["JDoe"]).glob(".jupyterhub-slurm-*.log"):
         seen[log.name] = log.read_text(errors="replace")
         assert log.stat().st_mode & 0o077 == 0, f"{log.name} is readable by others"
-    assert len(seen) > 4  # job processes and the log were looked at
+    # the server's own environment was among them
+    assert any(
+        w.startswith("environment of") and "JUPYTERHUB_API_URL" in t for w, t in seen.items()
+    )
     for old_or_new in (journey[2], token):
         for where, text in seen.items():
             assert old_or_new not in text, f"an openBIS token in {where}"
