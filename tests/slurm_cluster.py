@@ -35,10 +35,11 @@ SUBNET = "10.250.93"
 HOST_IP, NODE2_IP = f"{SUBNET}.1", f"{SUBNET}.2"
 
 
-def run(*args, timeout=120, check=True, input=None, env=None) -> str:
+def run(*args, timeout=120, check=True, input=None, env=None, cwd=None) -> str:
     result = subprocess.run(
-        args, input=input, capture_output=True, text=True, timeout=timeout, check=False, env=env
-    )
+        args, input=input, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env, cwd=cwd,
+    )  # fmt: skip
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:4])} failed: {result.stderr!s:.2000}")
     return result.stdout
@@ -256,9 +257,11 @@ class SlurmCluster:
 
     # --- while it runs -------------------------------------------------------------------------
     def slurm(self, *args, user=None, check=True) -> str:
-        """A Slurm command as root or (``user``) as that cluster user."""
+        """A Slurm command as root or (``user``) as that cluster user, in their home (where
+        sbatch puts a job's output)."""
         prefix = ["runuser", "-u", user, "--"] if user else []
-        return run(*prefix, *args, env=self.env, check=check)
+        cwd = self.homes / user if user else None
+        return run(*prefix, *args, env=self.env, check=check, cwd=cwd)
 
     def jobs(self, user=None) -> list[dict]:
         """squeue's view: [{"id", "state", "reason", "node", "name", "user"}]."""
