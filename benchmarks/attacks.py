@@ -1,9 +1,10 @@
 """How the hub and another user's server answer while one user runs a bomb: prints, asserts nothing.
 
 On a compose stack of its own (the attack suite's limits: 1 GB, 1 CPU, 256 processes, 64 MB
-/tmp), JDoe runs each bomb of tests/attacks.py in a kernel of their container while this script
-times, every 0.2 s, the hub (GET /hub/api/) and alice's server (GET /user/alice/api/status,
-alice's token) through the public port. Goal: median <= 1 s during every bomb.
+/tmp), JDoe runs each bomb of tests/support/attacks.py in a kernel of their container while
+this script times, every 0.2 s, the hub (GET /hub/api/) and alice's server
+(GET /user/alice/api/status, alice's token) through the public port. Goal: median <= 1 s
+during every bomb.
 
 Run: .venv/bin/python -m benchmarks.attacks [--repeat 1]
 (builds the images when missing, like the tests; TEST_IMAGE_TAG picks their tag)
@@ -14,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests import attacks
-from tests.compose_stack import ComposeStack
-from tests.conftest import build_images
-from tests.jupyter_api import KernelSession
-from tests.test_attacks import ATTACKER, LIMITS, VICTIM, fields, probes, start_server
+from tests.support import attacks
+from tests.support.attacks import ATTACKER, LIMITS, VICTIM, fields, probes, start_server
+from tests.support.compose_stack import ComposeStack
+from tests.support.images import build_images
+from tests.support.jupyter_api import KernelSession
 
 
 def main():

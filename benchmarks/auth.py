@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.hubprocess import hub_with_openbis_double
+from tests.support.hubprocess import hub_with_openbis_double
 
 RUNS = 20
 CONCURRENT_USERS = 50

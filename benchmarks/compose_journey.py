@@ -22,7 +22,7 @@ baseline images (--baseline-tag, default `latest`: main as last built). Ratio = 
 Chromium runs in a network namespace of its own (only loopback, where a forwarder in this
 process takes the stacks' ports to the host's 127.0.0.1), as a user's browser on another
 host: on the host's network it aborts page loads with ERR_NETWORK_CHANGED whenever Docker adds
-or removes an interface (tests/browser.py), which on a shared engine is several times a
+or removes an interface (tests/support/browser.py), which on a shared engine is several times a
 second. A run whose page load is aborted all the same is done again and counted.
 
 --load: SIGNED_IN users signed in to the hub (cookies, no servers), CONCURRENT of them doing the
@@ -58,10 +58,10 @@ import docker
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
-from tests.browser import KERNEL_IDLE
-from tests.compose_stack import ELN_ORIGIN, ComposeStack
-from tests.conftest import CHROMIUM_ARGS, build_images
-from tests.eln import eln_new_notebook, eln_notebook
+from tests.support.browser import CHROMIUM_ARGS, KERNEL_IDLE
+from tests.support.compose_stack import ELN_ORIGIN, ComposeStack
+from tests.support.eln import eln_new_notebook, eln_notebook
+from tests.support.images import build_images
 
 DATASET = {
     "permId": {"permId": "20240115093000000-4"},

@@ -16,8 +16,8 @@ import time
 
 import requests
 
-from tests.eln import eln_notebook
-from tests.hubprocess import hub_with_openbis_double
+from tests.support.eln import eln_notebook
+from tests.support.hubprocess import hub_with_openbis_double
 
 RUNS = 20
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.compose_stack import ELN_ORIGIN, ComposeStack
-from tests.conftest import build_images
-from tests.eln import eln_post
+from tests.support.compose_stack import ELN_ORIGIN, ComposeStack
+from tests.support.eln import eln_post
+from tests.support.images import build_images
 
 
 def main():

@@ -38,9 +38,9 @@ import requests
 from openbis_jupyterhub.hub import docker as hub_docker
 from openbis_jupyterhub.hub import settings
 
-from tests.conftest import IMAGE_TAG
-from tests.jupyter_api import KernelSession
-from tests.test_singleuser_image import HUB_STAND_IN, hub_environment
+from tests.support.images import IMAGE_TAG, docker
+from tests.support.jupyter_api import KernelSession
+from tests.support.singleuser import HUB_STAND_IN, hub_environment
 
 HOST_MEMORY = 24 * 2**30
 USER = "bench"
@@ -85,12 +85,6 @@ LAB_REQUESTS = {
     "build check": "lab/api/build",
 }
 PHASES = ("container", "imports", "init", "first answer")
-
-
-def docker(*args, timeout=300, check=True):
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=check
-    ).stdout
 
 
 def docker_time(stamp: str) -> float:

@@ -7,10 +7,10 @@ ELN's link followed (token sign-in, OAuth with the user's server) until the note
 HTML, and the notebook's contents API. All
 CONCURRENT users start at once; each is new (no server, no volume).
 
-- swarm: tests/swarm_cluster.py (the host engine as manager, two worker engines in network
+- swarm: tests/support/swarm_cluster.py (the host engine as manager, two worker engines in network
   namespaces), the stack deployed by `make swarm-up`, user servers only on the workers;
   reports how many users landed on each worker;
-- compose: tests/compose_stack.py, the stack `make up` runs, on the host engine.
+- compose: tests/support/compose_stack.py, the stack `make up` runs, on the host engine.
 Same images, same machine (2 cores here: the workers share them with the manager), one after
 the other. Goal: every journey succeeds (30/30), users spread over the workers.
 
@@ -26,10 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.compose_journey import hub_journey, print_outcomes
-from tests.compose_stack import ComposeStack
-from tests.conftest import build_images
-from tests.swarm_cluster import SwarmCluster, run
-from tests.swarm_stack import SwarmStack
+from tests.support.compose_stack import ComposeStack
+from tests.support.images import build_images
+from tests.support.swarm_cluster import SwarmCluster, run
+from tests.support.swarm_stack import SwarmStack
 
 
 def crowd(stack, concurrent, label):

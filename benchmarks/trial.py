@@ -16,8 +16,9 @@ import time
 import urllib.request
 import uuid
 
-from tests.conftest import REPO_ROOT, admin_environment, build_images
-from tests.hubprocess import free_port
+from tests.support import REPO_ROOT
+from tests.support.images import admin_environment, build_images
+from tests.support.processes import free_port
 
 
 def run(command, env, cwd):

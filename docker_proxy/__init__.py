@@ -412,7 +412,6 @@ def check_create(rules: Rules, name: str, config: dict) -> dict:
             _empty(point, where)
 
     security = ["no-new-privileges:true"] if rules.no_new_privileges else []
-    cpu = {"CpuPeriod": _equal(CPU_PERIOD), "CpuQuota": _equal(rules.cpu_quota)}
     host = {
         "NetworkMode": _equal(rules.network),
         "Binds": check_binds,
@@ -427,11 +426,13 @@ def check_create(rules: Rules, name: str, config: dict) -> dict:
         "AutoRemove": _is(bool),
         "Links": _empty,
         "Mounts": _empty,
-        **(cpu if rules.cpu_quota is not None else {}),
+        # DockerSpawner sends its period always, the quota only for a CPU limit
+        "CpuPeriod": _equal(CPU_PERIOD),
+        "CpuQuota": _equal(rules.cpu_quota or 0),
     }
     required_host = ["NetworkMode", "Binds", "CapDrop", "PidsLimit", "Memory", "MemorySwap"]
     required_host += ["ReadonlyRootfs", "Tmpfs"] + ["SecurityOpt"] * bool(security)
-    required_host += list(cpu) if rules.cpu_quota is not None else []
+    required_host += ["CpuPeriod", "CpuQuota"] if rules.cpu_quota else []
     top = {
         "Image": lambda value, where: check_image(rules, value),
         "User": check_user,

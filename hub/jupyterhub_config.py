@@ -1,12 +1,10 @@
 # JupyterHub configuration for openBIS. Every setting comes from the environment (the compose
 # stack fills it from .env): openbis_jupyterhub.hub.settings lists them with their defaults and
 # turns them into traitlets. Site overrides: *.py files in JUPYTERHUB_CONFIG_D, loaded last.
-import importlib
 import sys
 from pathlib import Path
 
-from openbis_jupyterhub.hub import settings
-from openbis_jupyterhub.hub.auth import configure_handover
+from openbis_jupyterhub.hub import handover, settings, spawners
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 env = settings.read()
@@ -23,17 +21,15 @@ if env["JUPYTERHUB_CRYPT_KEY_FILE"]:
 # sign-in with openBIS session tokens; also serves the ELN's /hub/openbis-notebook endpoint
 c.JupyterHub.authenticator_class = "openbis"
 # the hub hands openBIS tokens and ELN notebooks to user servers as this service (contract.py)
-configure_handover(c)
+handover.configure(c)
 # user servers outlive hub restarts and upgrades; the hub finds them again from its database
 c.JupyterHub.cleanup_servers = False
 # gzip for the hub's pages, scripts and API answers (its versioned static files, ?v=, are
 # cached for good by browsers already); the proxy passes the compressed bodies through
 c.JupyterHub.tornado_settings = {"compress_response": True}
 
-# --- user servers: DockerSpawner, SwarmSpawner, KubeSpawner or SlurmSpawner
-# (JUPYTERHUB_SPAWNER), one module each, imported only when chosen: batchspawner (slurm)
-# adds an API handler to every hub that imports it
-importlib.import_module(f"openbis_jupyterhub.hub.{env['JUPYTERHUB_SPAWNER']}").configure(c, env)
+# --- user servers: the spawner JUPYTERHUB_SPAWNER names (openbis_jupyterhub.hub.spawners) -----
+spawners.configure(c, env)
 c.Spawner.default_url = "/lab"
 # Many users opening notebooks at once (a class, a lab meeting) make servers slow to start on a
 # small host: with JupyterHub's defaults (60 s to start, 30 s to answer) it gives up on them and

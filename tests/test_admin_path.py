@@ -10,8 +10,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import REPO_ROOT, admin_environment
-from tests.hubprocess import free_port
+from tests.support import REPO_ROOT
+from tests.support.images import admin_environment
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.docker
 SHIMMED = ["debootstrap", "pip", "pip3", "python", "python3"]

@@ -1,6 +1,7 @@
-"""A hostile user gets nothing: tests/attacks.py's notebook of attacks, run as the signed-in user
-JDoe in their real container on the compose stack, each cell asserting its refusal; then the
-bombs, while the hub and alice's server are timed; then both users' ELN journey still works.
+"""A hostile user gets nothing: tests/support/attacks.py's notebook of attacks, run as the
+signed-in user JDoe in their real container on the compose stack, each cell asserting its
+refusal; then the bombs, while the hub and alice's server are timed; then both users' ELN
+journey still works.
 With internal_ssl (the default) the attacker also holds its own server's TLS certificate and key
 and presents them everywhere.
 
@@ -12,32 +13,19 @@ public URL has a host name, as in production.
 import hashlib
 import json
 import subprocess
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests import attacks
-from tests.compose_stack import ELN_ORIGIN, ComposeStack, escape_user
-from tests.eln import eln_new_notebook, eln_notebook, eln_post
-from tests.jupyter_api import KernelSession
+from tests.support import attacks
+from tests.support.attacks import ATTACKER, LIMITS, VICTIM, fields, probes, start_server
+from tests.support.compose_stack import ELN_ORIGIN, ComposeStack
+from tests.support.eln import eln_new_notebook, eln_notebook
+from tests.support.jupyter_api import KernelSession
 
 pytestmark = pytest.mark.docker
 
-ATTACKER, VICTIM = "JDoe", "alice"
 RAW_CSV = "20240115093000000-4"
 OWNER = {"@type": "as.dto.sample.Sample", "identifier": {"identifier": "/LAB/PROJ/SAMPLE1"}}
-LIMITS = {
-    "JUPYTERHUB_MEM_LIMIT": "1G",
-    "JUPYTERHUB_CPU_LIMIT": "1",
-    "JUPYTERHUB_PIDS_LIMIT": "256",
-    "JUPYTERHUB_TMP_SIZE": "64M",
-    "OPENBIS_NOTEBOOK_MAX_BYTES": str(1 << 20),
-    # a host name as in production (the tests reach the hub at 127.0.0.1): user code addresses
-    # the proxy with it, and the proxy checks the internal certificates against it
-    "JUPYTERHUB_PUBLIC_URL": "https://jupyter.test",
-}
-DISK_BOMB_MB = 256
-BOMB_SECONDS = 8
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +43,6 @@ def stack(hub_image, singleuser_image, openbis_double_image, tmp_path_factory):
         # what the hub logged during the attacks, for whoever reads a failure
         (stack.workdir / "hub.log").write_text(stack.logs())
         stack.remove()
-
-
-def start_server(stack, user):
-    """The user's server, started as the ELN does (its test POST)."""
-    status, _, answer = eln_post(
-        stack, stack.login(user), "x", "x.ipynb", "True", b"TEST", ELN_ORIGIN
-    )
-    assert status == 200, answer
 
 
 @pytest.fixture(scope="module")
@@ -84,18 +64,6 @@ def notebook(stack, tokens):
     kernel.shutdown()
 
 
-def fields(stack):
-    return {
-        "victim": VICTIM,
-        "victim_host": f"{stack.project}-{escape_user(VICTIM)}",
-        "hub": "hub",
-        "public_host": urlsplit(stack.settings["JUPYTERHUB_PUBLIC_URL"]).netloc,
-        "max_notebook": int(LIMITS["OPENBIS_NOTEBOOK_MAX_BYTES"]),
-        "seconds": BOMB_SECONDS,
-        "disk_mb": DISK_BOMB_MB,
-    }
-
-
 def run_cell(kernel, code, timeout=300):
     output, error = kernel.execute(code, timeout=timeout)
     assert error is None, (output, error and error["evalue"], error and error["traceback"][-3:])
@@ -106,19 +74,6 @@ def run_cell(kernel, code, timeout=300):
 @pytest.mark.parametrize("attack", attacks.ATTACKS, ids=lambda a: a.id)
 def test_attack_is_refused(stack, notebook, attack):
     print(run_cell(notebook, attack.code))
-
-
-def probes(stack, tokens):
-    """What another user and the hub would notice: the hub's API root and alice's server."""
-    verify = str(stack.ca_file)
-    return {
-        "hub": (f"{stack.url}/hub/api/", {}, verify),
-        "alice's server": (
-            f"{stack.url}/user/{VICTIM}/api/status",
-            {"Authorization": f"token {tokens[VICTIM]}"},
-            verify,
-        ),
-    }
 
 
 @pytest.mark.parametrize("bomb", list(attacks.BOMBS))

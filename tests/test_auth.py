@@ -8,8 +8,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.hubprocess import JupyterHubProcess, free_port
-from tests.jupyter_api import KernelSession
+from tests.support.hubprocess import JupyterHubProcess
+from tests.support.jupyter_api import KernelSession
+from tests.support.processes import free_port
 
 
 def eln_link(hub, token, next_path=None):

@@ -18,18 +18,19 @@ import pytest
 import requests
 
 from openbis_double import seed
-from tests.browser import KERNEL_IDLE, NetworkChanges
-from tests.compose_stack import ELN_ORIGIN, escape_user
-from tests.eln import (
+from tests.support.browser import KERNEL_IDLE, NetworkChanges
+from tests.support.compose_stack import ELN_ORIGIN, escape_user
+from tests.support.eln import (
     RAW_BIN,
     RAW_CSV,
+    TOKEN_PLACEHOLDER,
     eln_link,
     eln_new_notebook,
     eln_post,
     run_eln_notebook,
     seed_notebook,
 )
-from tests.jupyter_api import KernelSession
+from tests.support.jupyter_api import KernelSession
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -56,8 +57,8 @@ def jdoe(compose_stack):
 def open_notebook(browser, link, file_name, timeout=120_000, asked=None):
     """Open ``link`` in a fresh browser profile; return the page once it shows the notebook's
     cells: the rendered title and the code cell holding the file name (reloaded when Docker's
-    network changes abort its loading, tests/browser.py). ``asked``: a list that gets the URL
-    of every request the page makes."""
+    network changes abort its loading, tests/support/browser.py). ``asked``: a list that gets
+    the URL of every request the page makes."""
     context = browser.new_context()
     if asked is not None:
         context.on("request", lambda request: asked.append(request.url))
@@ -297,6 +298,207 @@ def test_a_saved_analysis_opens_through_the_hub_link(compose_stack, admin_token,
     assert reopened == file_bytes(stack, admin_token, "JDoe", jdoe["written"]["path"])
 
 
+# --- 2c. Run All saves the analysis as it was seen ------------------------------------------
+# what the scientist does to the ELN's notebook before Run All: the optional session-refresh
+# cell goes (the ELN's session is valid; its placeholder token would fail), and the analysis
+# goes into "Process your data here": a plot of the first CSV
+NO_TOKEN = "# the ELN's session is valid: no token needed"
+PLOT = (
+    "import glob\nimport pandas as pd\n"
+    "csv = sorted(glob.glob(f'./{resultDatasetParents[0]}/**/*.csv', recursive=True))[0]\n"
+    "table = pd.read_csv(csv)\n"
+    "table.plot(x=table.columns[0], y=list(table.columns[1:]), title=csv)"
+)
+PNG_IN_HTML = b'src="data:image/png;base64,'
+
+
+def replace_source(page, cell, text):
+    """Type over a code cell's source (inserted as pasted: no auto-closed brackets)."""
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(text)
+
+
+class Watched:
+    """A page whose loads and kernel websockets are watched from its first load on: Docker's
+    network changes on this host (tests/browser.py) abort loads and close the kernel's
+    websocket, which loses what was sent on it."""
+
+    def __init__(self, browser, **options):
+        self.context = browser.new_context(**options)
+        self.network = NetworkChanges(self.context)
+        self.page = self.context.new_page()
+        self.running = []
+        self.page.on("websocket", lambda ws: ws.on("close", self._closed))
+
+    def _closed(self, _):
+        if self.running:
+            self.network.aborted.append("kernel websocket")
+
+    def load(self, url, ready, timeout=120_000):
+        self.network.load(self.page, lambda first: self.page.goto(url), ready, timeout)
+
+    def run_all_until(self, done, ready, timeout=240):
+        """Run > Run All Cells until ``done()`` answers (a truthy value, returned); when the
+        network change struck meanwhile, reload and Run All again, as a person would."""
+        page, result = self.page, None
+        for _ in range(3):
+            self.network.aborted.clear()
+            self.running[:] = [True]
+            kernel = page.locator(".jp-Dialog", has_text="Select Kernel")
+            if kernel.count():  # JupyterLab may ask once before the first run
+                kernel.get_by_role("button", name="Select").click()
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            deadline = time.monotonic() + timeout
+            while (
+                not (result := done()) and not self.network.aborted and time.monotonic() < deadline
+            ):
+                time.sleep(1)
+            self.running.clear()  # a reload closes the websocket too
+            if result or not self.network.aborted:
+                return result
+            self.network.load(page, lambda first: page.reload(), ready)
+        return result
+
+
+@pytest.mark.parametrize("ui", ["notebooks", "lab/tree"], ids=["notebook7", "jupyterlab"])
+def test_run_all_saves_the_outputs_and_the_plot_into_openbis(
+    compose_stack, admin_token, hub_browser, ui
+):
+    """The ELN's notebook, Run All: its own cells write the HTML copy from the notebook's file
+    and upload that file; the dataset holds every output above them, the plot among them."""
+    stack = compose_stack
+    folder = f"saved-{ui.split('/')[0]}"
+    token = stack.login("JDoe")
+    written, _ = eln_new_notebook(
+        stack, token, "JDoe", folder, "analysis", seed_notebook, ELN_ORIGIN
+    )
+    name = written["fileName"]
+    link = eln_link(stack, token, f"/user/JDoe/{ui}/{folder}/{name}")
+    watched = Watched(hub_browser)
+    page, idle = watched.page, watched.page.locator(KERNEL_IDLE)
+    try:
+        watched.load(link, idle.is_visible)
+        replace_source(page, page.locator(".jp-CodeCell", has_text=TOKEN_PLACEHOLDER), NO_TOKEN)
+        process = page.locator(".jp-MarkdownCell", has_text="Process your data here")
+        replace_source(page, process.locator("xpath=following-sibling::div[1]"), PLOT)
+        page.keyboard.press("Control+s")  # the edits are kept should the page need a reload
+        deadline = time.monotonic() + 60
+        while "table.plot(" not in file_bytes(stack, admin_token, "JDoe", written["path"]).decode():
+            assert time.monotonic() < deadline, "the edited notebook was not saved"
+            time.sleep(0.5)
+
+        before = len(stack.control.created_datasets())
+        created = watched.run_all_until(
+            lambda: stack.control.created_datasets()[before:], idle.is_visible
+        )
+        errors = page.locator(".jp-OutputArea-output[data-mime-type*=error]").all_inner_texts()
+        assert created, f"Run All did not save the analysis: errors {errors[:2]}"
+        # what the scientist saw: the plot
+        assert page.locator(".jp-OutputArea-output img").count() == 1
+    finally:
+        watched.context.close()
+    [dataset] = created
+    files = {f["path"].rsplit("/", 1)[1]: f["path"] for f in dataset["files"]}
+    assert set(files) == {name, f"{name}.html"}
+    saved = json.loads(stack.control.file(dataset["permId"], files[name]))
+    code = [cell for cell in saved["cells"] if cell["cell_type"] == "code"]
+    # every cell above the upload had run, with its outputs: the plot, the downloads, the
+    # HTML copy's write; the upload itself was still to run
+    assert all(cell["execution_count"] for cell in code[:-1]), [c["source"] for c in code]
+    [plot] = [cell for cell in code if "table.plot(" in "".join(cell["source"])]
+    assert any("image/png" in output.get("data", {}) for output in plot["outputs"])
+    html_cell = next(c for c in code if "HTMLExporter" in "".join(c["source"]))
+    assert html_cell["outputs"], "the HTML copy's cell had not finished when the file was saved"
+    assert "DataSet successfully created" not in json.dumps(saved)
+    # the HTML copy (what openBIS shows) has the plot
+    html = stack.control.file(dataset["permId"], files[f"{name}.html"])
+    assert html.count(PNG_IN_HTML) == 1
+
+
+WIDGETS = (
+    "import ipywidgets as w\n"
+    "slider = w.IntSlider(value=7, description='Seven')\n"
+    "label = w.Label()\n"
+    "w.dlink((slider, 'value'), (label, 'value'), transform=lambda v: f'got {v}')\n"
+    "w.VBox([slider, label])"
+)
+
+
+def test_widgets_saved_from_the_panel_show_in_the_html(compose_stack, admin_token, hub_browser):
+    """A widget as last seen (moved to 9) is in the saved notebook and in its HTML copy."""
+    stack = compose_stack
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+             "source": 'ownerType = "object"\nownerId = "/LAB/PROJ/SAMPLE1"'},
+            {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+             "source": WIDGETS},
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }  # fmt: skip
+    headers = {"Authorization": f"token {admin_token}"}
+    for path, body in [
+        ("widgets", {"type": "directory"}),
+        ("widgets/slider.ipynb", {"type": "notebook", "content": notebook}),
+    ]:
+        answer = requests.put(
+            f"{stack.url}/user/JDoe/api/contents/{path}", json=body, headers=headers,
+            verify=stack.ca_file, timeout=60,
+        )  # fmt: skip
+        assert answer.status_code in (200, 201), answer.text
+    # its kernel started as the ELN's notebooks have theirs: the page joins it
+    session = {"path": "widgets/slider.ipynb", "type": "notebook", "kernel": {"name": "python3"}}
+    answer = requests.post(
+        f"{stack.url}/user/JDoe/api/sessions", json=session, headers=headers,
+        verify=stack.ca_file, timeout=60,
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    token = stack.login("JDoe")
+    watched = Watched(hub_browser, viewport={"width": 1400, "height": 900})
+    page, idle = watched.page, watched.page.locator(KERNEL_IDLE)
+    link = eln_link(stack, token, "/user/JDoe/lab/tree/widgets/slider.ipynb")
+    before = len(stack.control.created_datasets())
+    try:
+        watched.load(link, idle.is_visible)
+        slider = page.locator(".widget-slider", has_text="Seven")
+        assert watched.run_all_until(slider.is_visible, idle.is_visible, timeout=60)
+        slider.locator(".widget-readout").fill("9")
+        slider.locator(".widget-readout").press("Enter")
+        page.locator(".widget-label", has_text="got 9").wait_for()
+
+        page.locator('li[data-id="openbis-panel"]').click()
+        form = page.locator("#openbis-panel .jp-OpenbisPanel-save")
+        form.locator(".jp-OpenbisPanel-owner", has_text="Object /LAB/PROJ/SAMPLE1").wait_for()
+        form.get_by_role("button", name="Save to openBIS").click()
+        form.locator(".jp-OpenbisPanel-message", has_text="Saved as dataset").wait_for()
+    finally:
+        watched.context.close()
+    [dataset] = stack.control.created_datasets()[before:]
+    files = {f["path"].rsplit("/", 1)[1]: f["path"] for f in dataset["files"]}
+    saved = json.loads(stack.control.file(dataset["permId"], files["slider.ipynb"]))
+    state = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    [model_id] = [k for k, m in state.items() if m["model_name"] == "IntSliderModel"]
+    assert state[model_id]["state"]["value"] == 9
+    # the HTML copy carries the same state and the view of that slider, for openBIS to show
+    html = stack.control.file(dataset["permId"], files["slider.ipynb.html"]).decode()
+    embedded = re.search(
+        r'<script type="application/vnd.jupyter.widget-state\+json">\s*(.*?)\s*</script>',
+        html,
+        re.S,
+    )
+    assert embedded, "no widget state in the HTML copy"
+    assert json.loads(embedded[1])["state"][model_id]["state"]["value"] == 9
+    views = re.findall(
+        r'<script type="application/vnd.jupyter.widget-view\+json">\s*(.*?)\s*</script>', html, re.S
+    )
+    [box] = [k for k, m in state.items() if m["model_name"] == "VBoxModel"]
+    assert [json.loads(view)["model_id"] for view in views] == [box]
+
+
 # --- 3. hub restart, and down + up: links work at once, files stay ------------------------
 def test_eln_link_works_after_hub_restart_and_down_up(
     compose_stack, admin_token, hub_browser, jdoe
@@ -473,7 +675,7 @@ def test_backup_and_restore_bring_back_a_lost_home(compose_stack, admin_token, j
 def test_idle_servers_are_culled(hub_image, singleuser_image, openbis_double_image, tmp_path):
     """The idle culler stops a server nobody uses (on its own stack: a 20 s timeout). With
     internal_ssl it reaches the hub API with the hub's certificate; without, it cannot."""
-    from tests.compose_stack import ComposeStack
+    from tests.support.compose_stack import ComposeStack
 
     stack = ComposeStack(
         tmp_path, hub_image, singleuser_image, openbis_double_image, JUPYTERHUB_CULL_TIMEOUT="20"

@@ -8,9 +8,11 @@ running container, no container may have a setting the filter refuses, and none 
 is not named as ours. A bypass the unit tests (tests/unit/test_docker_proxy.py) miss fails here.
 """
 
+import functools
 import json
 import re
 import socket
+import subprocess
 import tarfile
 import time
 import uuid
@@ -19,7 +21,7 @@ from io import BytesIO
 import docker as docker_py
 import pytest
 
-from tests.conftest import docker
+from tests.support.images import docker
 
 pytestmark = pytest.mark.docker
 
@@ -60,7 +62,7 @@ def filter_socket(images, image, tmp_path_factory):
     }
     docker(
         "run", "-d", "--name", f"{PREFIX}-filter", "--network", "none", "--read-only",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+        "--group-add", "999", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
         "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", f"{directory}:/run/docker-proxy",
         *[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
         images["docker-proxy"],
@@ -69,7 +71,8 @@ def filter_socket(images, image, tmp_path_factory):
     deadline = time.monotonic() + 30
     while not path.exists():
         if time.monotonic() > deadline:
-            raise RuntimeError(docker("logs", f"{PREFIX}-filter", check=False))
+            logs = subprocess.run(["docker", "logs", f"{PREFIX}-filter"], capture_output=True)
+            raise RuntimeError(f"the filter never listened: {logs.stderr.decode()[-3000:]}")
         time.sleep(0.1)
     try:
         yield str(path)
@@ -99,8 +102,9 @@ def send(path, method, target, body=b"", headers=None) -> tuple[int, bytes]:
     return status, answer.split(b"\r\n\r\n", 1)[1]
 
 
+@functools.cache
 def api_version():
-    return json.loads(docker("version", "--format", "{{json .Server}}"))["APIVersion"]
+    return docker("version", "--format", "{{.Server.APIVersion}}").strip()
 
 
 def spawner_body(image, name=NAME) -> dict:

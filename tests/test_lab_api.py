@@ -20,7 +20,7 @@ from openbis_jupyterhub.singleuser import lab_api
 from openbis_jupyterhub.singleuser.session_hint import HINT
 
 from openbis_double import seed
-from tests.eln import eln_notebook
+from tests.support.eln import eln_notebook
 
 UNKNOWN = "20240115093000000-999"
 

@@ -22,8 +22,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from openbis_double import seed
-from tests.conftest import LABEXTENSION_BUILD, REPO_ROOT, lab_environment
-from tests.hubprocess import JupyterHubProcess
+from tests.support import REPO_ROOT
+from tests.support.hubprocess import JupyterHubProcess
+from tests.support.lab import LABEXTENSION_BUILD, lab_environment
 
 pytestmark = [
     pytest.mark.browser,
@@ -336,3 +337,38 @@ def test_ipywidgets_work_in_jupyterlab_and_notebook_7(page, lab, ui):
     slider.locator(".widget-readout").fill("9")  # the readout is editable: a round trip
     slider.locator(".widget-readout").press("Enter")
     page.locator(".widget-label", has_text="got 9").wait_for()
+
+
+@pytest.mark.parametrize("ui", ["lab/tree", "notebooks"], ids=["jupyterlab", "notebook7"])
+def test_run_all_a_cell_reading_its_notebook_finds_the_outputs_above(page, lab, ui):
+    """As the ELN's notebook writes its HTML copy: a cell reads the notebook's own file.
+    After Run All that file holds the outputs of every cell above it."""
+    name = f"reads-itself-{ui.replace('/', '-')}.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("print('first output')"),
+        nbformat.v4.new_code_cell("6 * 7"),
+        nbformat.v4.new_code_cell(
+            f"import nbformat\nsaved = nbformat.read({name!r}, as_version=4)\n"
+            "print([o.get('text') or o['data']['text/plain'] for c in saved.cells "
+            "for o in c.outputs])"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python",
+    }  # fmt: skip
+    nbformat.write(nb, lab.home / name)
+    page.goto(f"{lab.url}{ui}/{name}?token={lab.token}&reset")
+    page.locator(".jp-Notebook:visible .jp-Cell .jp-InputPrompt").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    read = page.locator(".jp-OutputArea-output", has_text="['first output")
+
+    def run_all_cells():
+        kernel = page.locator(".jp-Dialog", has_text="Select Kernel")
+        if kernel.count():  # JupyterLab may ask once before the first run
+            kernel.get_by_role("button", name="Select").click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+    until(page, run_all_cells, read)
+    assert read.inner_text().strip() == r"['first output\n', '42']"

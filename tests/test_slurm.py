@@ -1,4 +1,4 @@
-"""User servers as Slurm jobs on a real two-node cluster (tests/slurm_cluster.py): munge,
+"""User servers as Slurm jobs on a real two-node cluster (tests/support/slurm_cluster.py): munge,
 slurmctld and one slurmd on this host, a second slurmd in a network namespace; the hub
 (hub/jupyterhub_config.py unchanged, JUPYTERHUB_SPAWNER=slurm) runs as an unprivileged user
 of its own with deploy/slurm's sudoers rule; the single-user image, converted with
@@ -24,11 +24,24 @@ import pytest
 import requests
 
 from openbis_double import seed
-from openbis_double.process import start_openbis_double
-from tests.eln import RAW_BIN, RAW_CSV, eln_new_notebook, eln_post, run_eln_notebook, seed_notebook
-from tests.hubprocess import JupyterHubProcess
-from tests.jupyter_api import KernelSession
-from tests.slurm_cluster import HOST_IP, NODE2_IP, SlurmCluster, charliecloud_image, hub_venv
+from tests.support.double import start_openbis_double
+from tests.support.eln import (
+    RAW_BIN,
+    RAW_CSV,
+    eln_new_notebook,
+    eln_post,
+    run_eln_notebook,
+    seed_notebook,
+)
+from tests.support.hubprocess import JupyterHubProcess
+from tests.support.jupyter_api import KernelSession
+from tests.support.slurm_cluster import (
+    HOST_IP,
+    NODE2_IP,
+    SlurmCluster,
+    charliecloud_image,
+    hub_venv,
+)
 
 pytestmark = [
     pytest.mark.docker,

@@ -1,5 +1,5 @@
 """The ELN journey on a real three-node Docker Swarm: the host's engine as manager, two worker
-engines in network namespaces of their own (tests/swarm_cluster.py), the stack deployed with
+engines in network namespaces of their own (tests/support/swarm_cluster.py), the stack deployed with
 `make swarm-up` (deploy/swarm/stack.yaml + stack.double.yaml: the openBIS double in place of
 openBIS), user servers only on the workers (JUPYTERHUB_SWARM_CONSTRAINTS=node.role == worker).
 
@@ -20,9 +20,9 @@ from urllib.parse import quote
 import pytest
 
 from openbis_double import seed
-from tests.attacks import ATTACKS, PRELUDE
-from tests.compose_stack import ELN_ORIGIN
-from tests.eln import (
+from tests.support.attacks import ATTACKS, PRELUDE
+from tests.support.compose_stack import ELN_ORIGIN
+from tests.support.eln import (
     RAW_BIN,
     RAW_CSV,
     eln_new_notebook,
@@ -30,9 +30,9 @@ from tests.eln import (
     run_eln_notebook,
     seed_notebook,
 )
-from tests.jupyter_api import KernelSession
-from tests.swarm_cluster import SwarmCluster, run
-from tests.swarm_stack import SwarmStack
+from tests.support.jupyter_api import KernelSession
+from tests.support.swarm_cluster import SwarmCluster, run
+from tests.support.swarm_stack import SwarmStack
 
 pytestmark = [
     pytest.mark.docker,
@@ -180,7 +180,7 @@ def test_eln_notebook_runs_on_a_worker_and_saves_back(swarm, admin_token, journe
 
 # --- 2b. the hardening of hub/docker.py holds on a worker too ----------------------------------
 def test_user_code_on_a_worker_is_as_confined_as_on_compose(swarm, admin_token, journeys):
-    """The attack suite's cells for privileges and the image (tests/attacks.py), in JDoe's
+    """The attack suite's cells for privileges and the image (tests/support/attacks.py), in JDoe's
     kernel on a worker, /tmp's size, and the process limit on the worker's container."""
     cells = {attack.id: attack.code for attack in ATTACKS}
     kernel = KernelSession(

@@ -4,6 +4,7 @@
 The trial gets its own name and free ports here, so a developer's own trial keeps running.
 """
 
+import json
 import re
 import subprocess
 import time
@@ -13,9 +14,10 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 
 from openbis_double import DoubleControl, seed
-from tests.browser import NetworkChanges
-from tests.conftest import REPO_ROOT, admin_environment
-from tests.hubprocess import free_port
+from tests.support import REPO_ROOT
+from tests.support.browser import NetworkChanges
+from tests.support.images import admin_environment, docker
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -31,12 +33,6 @@ def make(target, env, timeout=600):
     )
     assert result.returncode == 0, f"make {target}:\n{result.stdout}{result.stderr[-3000:]}"
     return result.stdout
-
-
-def docker(*args):
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=60, check=False
-    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +95,8 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     assert "token" not in notebook.url
 
     # Run > Run All Cells, as a person does; the last cell saves the analysis to openBIS. A
-    # network change (tests/browser.py) also drops the kernel's websocket, and executions sent
-    # meanwhile are lost: then reload and run all again, as a person would.
+    # network change (tests/support/browser.py) also drops the kernel's websocket, and executions
+    # sent meanwhile are lost: then reload and run all again, as a person would.
     created = []
     for _ in range(3):
         network.aborted.clear()
@@ -136,8 +132,16 @@ def test_trial_prints_one_address_and_runs_the_eln_journey(trial, browser):
     dataset = created[0]
     assert (dataset["type"], dataset["registrator"]) == ("ANALYSIS_NOTEBOOK", "JDoe")
     assert dataset["parents"] == [seed.CSV_DATASET]
-    names = {f["path"].rsplit("/", 1)[1] for f in dataset["files"]}
-    assert names == {"analysis.ipynb", "analysis.ipynb.html"}
+    files = {f["path"].rsplit("/", 1)[1]: f["path"] for f in dataset["files"]}
+    assert set(files) == {"analysis.ipynb", "analysis.ipynb.html", "analysis.ipynb.png"}
+    # saved as it was seen: the notebook with the plot among its outputs, the HTML with it
+    control = trial["control"]
+    saved = json.loads(control.file(dataset["permId"], files["analysis.ipynb"]))
+    outputs = [o for c in saved["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert any("image/png" in output.get("data", {}) for output in outputs)
+    html = control.file(dataset["permId"], files["analysis.ipynb.html"])
+    assert b'src="data:image/png;base64,' in html
+    assert control.file(dataset["permId"], files["analysis.ipynb.png"]).startswith(b"\x89PNG")
     # the plot cell drew the CSV into the notebook and into a file
     assert notebook.locator(".jp-OutputArea-output img").count() >= 1
     plot = ["docker", "exec", f"{trial['name']}--4a-44oe", "test", "-s", "trial/analysis.ipynb.png"]

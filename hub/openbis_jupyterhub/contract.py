@@ -22,9 +22,10 @@ during an upgrade from different image versions. They share nothing but what is 
   own tokens or cookie, not another service;
 - **where pyBIS finds the token** in the user's home (``token_path``, mode 0600).
 
-Where does the hub hand the token to the user's server? ``hub.auth.OpenBISAuthenticator``
-sends it (``hand_over_token``, when a server becomes ready and after every sign-in) and
-``singleuser.TokenHandler`` receives it; both build their side from this module.
+Where does the hub hand the token to the user's server? ``hub/handover.py`` sends it
+(``send_token``: when a server becomes ready and after every sign-in) and makes every other
+request to user servers; ``singleuser.TokenHandler`` receives it. Both build their side from
+this module.
 """
 
 import re

@@ -1,6 +1,6 @@
 """Carries the prebuilt JupyterLab extension ``@openbis-jupyterhub/jupyterlab-openbis``.
 
-Its server side is ``openbis_jupyterhub.lab_api`` (the hub package), enabled with the
+Its server side is ``openbis_jupyterhub.singleuser.lab_api`` (the hub package), enabled with the
 ``openbis_jupyterhub.singleuser`` server extension.
 """
 

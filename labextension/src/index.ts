@@ -2,12 +2,18 @@ import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyte
 import { ICommandPalette, InputDialog, Notification } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import {
+  INotebookCellExecutor,
+  INotebookTracker,
+  NotebookPanel,
+  runCell
+} from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { query, requestAPI } from './api';
-import { IEnvironmentReport, environmentLines, isPermId } from './logic';
+import { IEnvironmentReport, IFolderItem, environmentLines, isPermId } from './logic';
 import { EnvironmentBanner, IHost, OpenbisPanel, reasonOf } from './panel';
+import { SaveBeforeSaving, isSavingCell } from './saving';
 
 const ICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16">' +
@@ -23,6 +29,68 @@ export const CommandIDs = {
   save: 'openbis:save-notebook',
   download: 'openbis:download-dataset',
   reopen: 'openbis:reopen-dataset'
+};
+
+/** The notebooks' views, for the executor: set by the saver plugin (the tracker is made after
+ * the executor, which JupyterLab's tracker plugin requires). */
+let notebookViews: INotebookTracker | null = null;
+
+/** A code cell's model as the executor changes it while the cell is held back. */
+interface IHeldCell {
+  clearExecution(): void;
+  executionState: 'idle' | 'running';
+  sharedModel: { transact(f: () => void, undoable?: boolean): void };
+}
+
+/** Runs cells as JupyterLab does, but saves the notebook before a cell that reads or uploads
+ * its file (saving.ts). */
+export const saver = new SaveBeforeSaving<INotebookCellExecutor.IRunCellOptions>({
+  notebookOf: options => options.notebook,
+  isSaving: ({ cell }) =>
+    cell.model.type === 'code' && isSavingCell(cell.model.sharedModel.getSource()),
+  run: runCell,
+  save: async ({ notebook }) => {
+    const view = notebookViews?.find(panel => panel.model === notebook);
+    if (!view) {
+      throw new Error('this notebook is not open here');
+    }
+    await view.context.save();
+  },
+  hold: ({ cell }, held) => {
+    if (cell.model.type !== 'code') {
+      return;
+    }
+    const model = cell.model as unknown as IHeldCell;
+    if (held) {
+      model.sharedModel.transact(() => model.clearExecution(), false);
+    }
+    model.executionState = held ? 'running' : 'idle';
+  },
+  failed: (_, reason) =>
+    Notification.error(
+      `This cell reads or uploads the notebook's file and was not run: the notebook could ` +
+        `not be saved first (${reason}).`,
+      { autoClose: false }
+    )
+});
+
+/** JupyterLab's cell executor, replaced (package.json disables its default plugin). */
+const executorPlugin: JupyterFrontEndPlugin<INotebookCellExecutor> = {
+  id: '@openbis-jupyterhub/jupyterlab-openbis:cell-executor',
+  description: 'Runs cells; saves the notebook before a cell that reads or uploads its file.',
+  autoStart: true,
+  provides: INotebookCellExecutor,
+  activate: (): INotebookCellExecutor => ({ runCell: options => saver.runCell(options) })
+};
+
+const saverPlugin: JupyterFrontEndPlugin<void> = {
+  id: '@openbis-jupyterhub/jupyterlab-openbis:save-before-saving',
+  description: 'Lets the cell executor find and save the notebook a cell belongs to.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (_: JupyterFrontEnd, notebooks: INotebookTracker) => {
+    notebookViews = notebooks;
+  }
 };
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -45,9 +113,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
         Array.from(browser.selectedItems())
           .filter(item => item.type !== 'directory')
           .map(item => item.path),
+      listFolder: async path => {
+        const folder = await docManager.services.contents.get(path, { content: true });
+        return folder.type === 'directory' ? (folder.content as IFolderItem[]) : [];
+      },
       currentNotebook: () => {
         const nb = notebooks.currentWidget;
-        return nb ? { path: nb.context.path, save: () => nb.context.save() } : null;
+        if (!nb) {
+          return null;
+        }
+        return {
+          path: nb.context.path,
+          save: async () => {
+            if (nb.content.model) {
+              await saver.settled(nb.content.model); // the cells queued so far, then save
+            }
+            await nb.context.save();
+          }
+        };
       },
       open: async path => {
         docManager.openOrReveal(path);
@@ -170,4 +253,4 @@ async function addBanner(nb: NotebookPanel, panel: OpenbisPanel): Promise<void> 
   nb.contentHeader.addWidget(banner);
 }
 
-export default plugin;
+export default [executorPlugin, saverPlugin, plugin];

@@ -233,7 +233,7 @@ export function buildSaveRequest(form: ISaveForm): ISaveRequest | string {
   if (!/^[A-Z0-9_$.-]+$/.test(type)) {
     return `Not a dataset type code: ${type}`;
   }
-  const files = form.files.filter(f => f !== form.notebook);
+  const files = [...new Set(form.files)].filter(f => f !== form.notebook);
   return {
     notebook: form.notebook,
     owner: form.owner,
@@ -265,6 +265,51 @@ export function prefill(
     };
   }
   return { owner: selected, parentsText, name: '', notes: '', historyId: '' };
+}
+
+/** A file in the notebook's folder, as the contents API lists it. */
+export interface IFolderItem {
+  path: string;
+  name: string;
+  type: string; // 'file', 'notebook' or 'directory'
+  last_modified: string;
+}
+
+export interface ICompanion {
+  path: string;
+  name: string;
+  ticked: boolean;
+}
+
+export const MAX_COMPANIONS = 20;
+
+/** The files next to a notebook that the save form offers (what the analysis wrote there: a
+ * plot, a table of results): the folder's files, newest first, but the notebook itself,
+ * hidden files and, when the panel makes one, its HTML copy. Those named after the notebook
+ * (``analysis.ipynb.png``, ``analysis.png``, ``analysis_results.csv``) come ticked. */
+export function companionFiles(
+  items: IFolderItem[],
+  notebook: string,
+  html: boolean
+): ICompanion[] {
+  const name = notebook.slice(notebook.lastIndexOf('/') + 1);
+  const stem = name.replace(/\.ipynb$/, '');
+  return items
+    .filter(
+      item =>
+        item.type !== 'directory' &&
+        item.path !== notebook &&
+        !item.name.startsWith('.') &&
+        !(html && item.name === `${name}.html`)
+    )
+    .sort((a, b) => b.last_modified.localeCompare(a.last_modified))
+    .slice(0, MAX_COMPANIONS)
+    .map(item => ({
+      path: item.path,
+      name: item.name,
+      ticked:
+        stem !== '' && item.name.startsWith(stem) && /^[._-]/.test(item.name.slice(stem.length))
+    }));
 }
 
 export function ownerLabel(owner: IOwner | null): string {

@@ -11,8 +11,11 @@ import {
   IOwner,
   IStatus,
   DEFAULT_TYPE,
+  ICompanion,
+  IFolderItem,
   buildSaveRequest,
   canOwn,
+  companionFiles,
   folderOf,
   hasChildren,
   isAnalysis,
@@ -31,6 +34,8 @@ import {
 export interface IHost {
   currentFolder(): string;
   selectedFiles(): string[];
+  /** The items of a folder (an API path, "" for the home). */
+  listFolder(path: string): Promise<IFolderItem[]>;
   currentNotebook(): { path: string; save(): Promise<void> } | null;
   open(path: string): Promise<void>;
   refreshFiles(): Promise<void>;
@@ -176,7 +181,11 @@ export class OpenbisPanel extends Widget {
     const nb = this.host.currentNotebook();
     this.form.notebook.textContent = nb ? nb.path : 'no notebook open';
     const path = nb?.path ?? null;
-    if (!this.shown || path === this.prefilledFor) {
+    if (!this.shown) {
+      return;
+    }
+    void this.refreshCompanions();
+    if (path === this.prefilledFor) {
       return;
     }
     this.prefilledFor = path;
@@ -211,7 +220,10 @@ export class OpenbisPanel extends Widget {
       historyId: this.historyId,
       html: this.form.html.checked,
       environment: this.form.environment.checked,
-      files: this.host.selectedFiles(),
+      files: [
+        ...this.host.selectedFiles(),
+        ...this.companions.filter(c => this.ticked.get(c.path)).map(c => c.path)
+      ],
       type: this.form.type.value
     });
     if (typeof request === 'string') {
@@ -252,6 +264,41 @@ export class OpenbisPanel extends Widget {
 
   focusSave(): void {
     this.form.save.focus();
+    void this.refreshCompanions();
+  }
+
+  /** List the files next to the current notebook, with what the user ticked kept. */
+  async refreshCompanions(): Promise<void> {
+    const nb = this.host.currentNotebook();
+    let items: IFolderItem[] = [];
+    if (nb) {
+      try {
+        items = await this.host.listFolder(folderOf(nb.path));
+      } catch {
+        items = [];
+      }
+    }
+    if (this.host.currentNotebook()?.path !== nb?.path) {
+      return; // another notebook became current meanwhile
+    }
+    this.companions = nb ? companionFiles(items, nb.path, this.form.html.checked) : [];
+    const list = this.form.companions;
+    list.replaceChildren();
+    for (const file of this.companions) {
+      if (!this.ticked.has(file.path)) {
+        this.ticked.set(file.path, file.ticked);
+      }
+      const box = el('input', { type: 'checkbox' });
+      box.checked = this.ticked.get(file.path) === true;
+      box.addEventListener('change', () => this.ticked.set(file.path, box.checked));
+      const label = el('label', {}, ` ${file.name}`);
+      label.prepend(box);
+      const item = el('li');
+      item.append(label);
+      list.append(item);
+    }
+    list.hidden = !this.companions.length;
+    this.form.companionsNone.hidden = this.companions.length > 0;
   }
 
   focusSearch(): void {
@@ -261,6 +308,8 @@ export class OpenbisPanel extends Widget {
   // --- building blocks ------------------------------------------------------------------
 
   private historyId = '';
+  private companions: ICompanion[] = [];
+  private ticked = new Map<string, boolean>(); // path -> ticked, as the user left it
   private prefilledFor: string | null = null;
   private shown = false;
   private header = el('div', { class: 'jp-OpenbisPanel-status', 'aria-live': 'polite' });
@@ -296,6 +345,11 @@ export class OpenbisPanel extends Widget {
     notes: el('textarea', { 'aria-label': 'Notes', rows: '2', class: 'jp-mod-styled' }),
     html: el('input', { type: 'checkbox', checked: '' }),
     environment: el('input', { type: 'checkbox', checked: '' }),
+    companions: el('ul', {
+      class: 'jp-OpenbisPanel-companions',
+      'aria-label': 'Files next to the notebook'
+    }),
+    companionsNone: el('div', { class: 'jp-OpenbisPanel-note' }, 'No other files there.'),
     save: el('button', { type: 'button', class: 'jp-Button jp-mod-styled jp-mod-accept' }),
     message: el('div', { class: 'jp-OpenbisPanel-message', 'aria-live': 'polite' })
   };
@@ -319,6 +373,7 @@ export class OpenbisPanel extends Widget {
     const f = this.form;
     f.save.textContent = 'Save to openBIS';
     f.save.addEventListener('click', () => void this.save());
+    f.html.addEventListener('change', () => void this.refreshCompanions());
     const saveBox = el('section', {
       class: 'jp-OpenbisPanel-save',
       'aria-label': 'Save to openBIS'
@@ -338,10 +393,16 @@ export class OpenbisPanel extends Widget {
       row('Type: ', f.type),
       row(' HTML copy', f.html),
       row(' Environment (Python, packages)', f.environment),
+      el('h4', {}, 'Files next to the notebook'),
+      button('List again', 'List the files next to the notebook again', () => {
+        void this.refreshCompanions();
+      }),
+      f.companions,
+      f.companionsNone,
       el(
         'div',
         { class: 'jp-OpenbisPanel-note' },
-        'Files selected in the file browser are saved too.'
+        'Ticked files and the files selected in the file browser are saved too.'
       ),
       f.save,
       f.message

@@ -21,7 +21,7 @@ def test_the_environment_becomes_traitlets(monkeypatch, tmp_path):
     c = load(monkeypatch, tmp_path, JUPYTERHUB_SINGLEUSER_IMAGE="site/singleuser:1")
     assert c.JupyterHub.authenticator_class == "openbis"
     assert c.OpenBISAuthenticator.openbis_url == "https://openbis.example.org"
-    assert c.JupyterHub.spawner_class == "openbis_jupyterhub.hub.docker.OpenBISDockerSpawner"
+    assert c.JupyterHub.spawner_class == "openbis-docker"  # spawners.py
     assert c.DockerSpawner.image == "site/singleuser:1"
     assert "extra_handlers" not in c.JupyterHub  # the authenticator registers the endpoint
 

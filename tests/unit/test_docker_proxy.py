@@ -1,56 +1,37 @@
-"""The Docker API filter's rules: what DockerSpawner sends (built here by docker-py from
-hub/docker.py's own configuration) passes, rebuilt from what was checked; any other wording,
-field, version or value is refused. tests/test_docker_proxy.py sends the same classes of
-bypass through the real filter to the real engine."""
+"""The Docker API filter's rules: what OpenBISDockerSpawner itself sends (its create_object and
+move_certs through docker-py, recorded instead of sent: tests/support/spawner_requests.py)
+passes, rebuilt from what was checked; any other wording, field, version or value is refused.
+tests/test_docker_proxy.py sends the same classes of bypass through the real filter to the
+real engine."""
 
 import io
 import json
 import socket
 import tarfile
 
-import docker
 import pytest
-from openbis_jupyterhub.hub import docker as hub_docker
-from openbis_jupyterhub.hub import settings
 
 from docker_proxy import Refused, Rules, check, check_container_state, pinned_version
-from docker_proxy.server import FilterHandler, Server
+from docker_proxy.server import FilterHandler
+from docker_proxy.server import Server as FilterServer
+from tests.support.spawner_requests import sent_by_spawner
 
 ENV = {"OPENBIS_URL": "https://o.example.org", "JUPYTERHUB_MEM_LIMIT": "2G"}
+ENV_ITEMS = tuple(ENV.items())
 RULES = Rules.from_env(ENV, "1.41")
 API = "/v1.41"
 NAME = "jupyter--4a-44oe"  # JDoe, escaped as DockerSpawner does
 HOME_VOLUME = "jupyterhub-user--4a-44oe"
-CLIENT = docker.APIClient(base_url="unix:///nonexistent", version="1.41")
 
 
 def spawner_body(name=NAME, **host_changes) -> dict:
-    """The create body DockerSpawner sends for JDoe with hub/docker.py's configuration: built
-    by docker-py from the same arguments (dockerspawner's create_object)."""
-    values = settings.read(ENV)
-    staging = name.endswith(".certs")
-    binds = {f"{HOME_VOLUME}.certs": {"bind": "/certs", "mode": "rw" if staging else "ro"}}
-    if not staging:
-        binds[HOME_VOLUME] = {"bind": "/home/jovyan", "mode": "rw"}
-    extra = {"auto_remove": True, "links": {}, "mounts": []} if not staging else {}
-    host = CLIENT.create_host_config(
-        binds=binds,
-        network_mode="openbis-jupyterhub",
-        mem_limit=values["JUPYTERHUB_MEM_LIMIT"],
-        **extra,
-        **hub_docker.host_config(values),
-    )
-    host.update(host_changes)
-    config = CLIENT.create_container_config(
-        "openbis-jupyterhub/singleuser:latest",
-        command=None if staging else ["start-singleuser.sh"],
-        environment=None if staging else {"JUPYTERHUB_USER": "JDoe"},
-        volumes=sorted(b["bind"] for b in binds.values()),
-        ports=None if staging else {"8888/tcp": None},
-        host_config=host,
-        user="1000:100",
-    )
-    return {k: v for k, v in config.items() if v is not None}  # docker-py's _post_json
+    """The create body the spawner sends for JDoe (or for the certificates' staging
+    container), with ``host_changes`` to its HostConfig."""
+    params, body = sent_by_spawner(ENV_ITEMS)["staging" if name.endswith(".certs") else "create"]
+    assert params == {"name": name}
+    body = json.loads(json.dumps(body))
+    body["HostConfig"].update(host_changes)
+    return body
 
 
 def create(body, name=NAME, raw=None, content_type="application/json", rules=RULES):
@@ -65,6 +46,15 @@ def test_what_the_spawner_sends_passes_rebuilt():
     assert forward.content_type == "application/json"
     staging = create(spawner_body(f"{NAME}.certs"), name=f"{NAME}.certs")
     assert json.loads(staging.body)["HostConfig"]["Binds"] == [f"{HOME_VOLUME}.certs:/certs:rw"]
+    params, archive = sent_by_spawner(ENV_ITEMS)["archive"]
+    put = check(
+        RULES, "PUT", f"{API}/containers/{NAME}.certs/archive?path={params['path']}", "", archive
+    )  # noqa: E501
+    with tarfile.open(fileobj=io.BytesIO(put.body)) as rewritten:
+        assert [(m.name, m.mode, m.uid) for m in rewritten] == [
+            ("spawner_requests.py", 0o400, 1000),
+            ("spawner_requests.py", 0o444, 1000),
+        ]
     for method, path in [("GET", "/_ping"), ("HEAD", "/_ping"), ("GET", "/version")]:
         assert check(RULES, method, path, "", b"").target == path
         assert check(RULES, method, API + path, "", b"").target == API + path
@@ -335,15 +325,16 @@ def test_the_configured_settings_are_the_ones_required():
         "JUPYTERHUB_NO_NEW_PRIVILEGES": "false",
     }
     rules = Rules.from_env(env, "1.41")
-    body = spawner_body(
-        CapAdd=["NET_BIND_SERVICE"], CpuPeriod=100_000, CpuQuota=150_000, SecurityOpt=[]
-    )
+    _, body = sent_by_spawner(tuple(env.items()))["create"]
+    assert body["HostConfig"]["CpuQuota"] == 150_000  # the spawner's, as the filter requires
     create(body, rules=rules)
-    for change in ({"CpuQuota": 200_000}, {"CapAdd": ["NET_ADMIN"]}):
+    for change in ({"CpuQuota": 200_000}, {"CapAdd": ["NET_ADMIN"]}, {"SecurityOpt": ["x"]}):
         with pytest.raises(Refused):
             create({**body, "HostConfig": {**body["HostConfig"], **change}}, rules=rules)
-    with pytest.raises(Refused, match="CpuPeriod, CpuQuota must be set"):
-        create(spawner_body(SecurityOpt=[]), rules=rules)
+    with pytest.raises(Refused, match="CpuQuota must be set"):
+        create(spawner_body(SecurityOpt=[], CapAdd=["NET_BIND_SERVICE"]), rules=rules)
+    with pytest.raises(Refused, match="SecurityOpt"):
+        create(spawner_body(SecurityOpt=[]))  # no-new-privileges where the settings ask for it
 
 
 # --- objects by id: what the server learns from the engine -------------------------------------
@@ -509,7 +500,7 @@ def test_many_connections_at_once_wait_their_turn(tmp_path):
     does (a timeout makes the socket non-blocking): none may fail with EAGAIN while the
     filter is busy (socketserver's default backlog is 5)."""
     path = str(tmp_path / "docker.sock")
-    server = Server(path, FilterHandler)  # listening, accepting nothing yet
+    server = FilterServer(path, FilterHandler)  # listening, accepting nothing yet
     clients = []
     try:
         for _ in range(64):

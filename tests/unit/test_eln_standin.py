@@ -1,5 +1,5 @@
 """The trial's ELN stand-in page (openbis_double/eln.py) generates the ELN's notebook: its
-JavaScript, run by node, against the Python port the tests use (tests/eln.py)."""
+JavaScript, run by node, against the Python port the tests use (tests/support/eln.py)."""
 
 import json
 import shutil
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from openbis_double import eln
-from tests.eln import eln_notebook
+from tests.support.eln import eln_notebook
 
 DATASETS = [
     {"permId": {"permId": "20240115093000000-4"}, "experiment": {"permId": {"permId": "E1"}}},
@@ -48,10 +48,16 @@ def test_the_page_sends_the_elns_notebook(kind):
         for a, b in zip(ours["cells"], expected["cells"], strict=True)
         if a != b
     ]
-    # the history id is random; the trial comments out the token cell and fills the empty
-    # "Process your data here" cell with a plot of the first CSV
-    history, token, process = differences
+    # the history id is random; the trial comments out the token cell, fills the empty
+    # "Process your data here" cell with a plot of the first CSV and uploads that plot too
+    history, token, process, upload = differences
     assert history[0][0].startswith("resultDatasetHistoryId='")
     assert history[1][0].startswith("resultDatasetHistoryId='")
     assert [line.lstrip("# ") for line in token[0]] == [line.lstrip("# ") for line in token[1]]
-    assert process[1] == [] and "plot" in "".join(process[0])
+    assert process[1] == [] and "axes.figure.savefig(fileName + '.png')" in process[0]
+    assert [line for line in upload[0] if line not in upload[1]] == [
+        "files = [fileName, fileName + '.html', fileName + '.png'],\n"
+    ]
+    assert [line for line in upload[1] if line not in upload[0]] == [
+        "files = [fileName, fileName + '.html'],\n"
+    ]

@@ -9,10 +9,10 @@ from openbis_jupyterhub.hub.auth import _without_token
 from openbis_jupyterhub.hub.handlers import (
     NotebookEndpoint,
     ReopenAnalysisHandler,
-    _reason_of,
     check_notebook,
     eln_query_arguments,
 )
+from openbis_jupyterhub.hub.handover import _reason_of
 from tornado import web
 
 

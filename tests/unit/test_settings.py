@@ -107,7 +107,7 @@ DOCKER_ONLY = {
     "JUPYTERHUB_PIDS_LIMIT",
     "JUPYTERHUB_READ_ONLY_ROOT",
     "JUPYTERHUB_TMP_SIZE",
-    "JUPYTERHUB_INTERNAL_SSL",  # swarm.py refuses it: certificates cannot reach other nodes
+    "JUPYTERHUB_INTERNAL_SSL",  # refused on Swarm (spawners.py): certificates stay on one node
 }
 
 

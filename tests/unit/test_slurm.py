@@ -134,7 +134,7 @@ def spawner_for(monkeypatch, tmp_path, user="JDoe", account_map="", **env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = PyFileConfigLoader("jupyterhub_config.py", str(REPO / "hub")).load_config()
-    assert config.JupyterHub.spawner_class == "openbis_jupyterhub.hub.slurm.OpenBISSlurmSpawner"
+    assert config.JupyterHub.spawner_class == "openbis-slurm"
     app = JupyterHub(config=config)
     app.init_hub()
     spawner = slurm.OpenBISSlurmSpawner(config=config, user=User(user), hub=app.hub)

@@ -40,8 +40,8 @@ def spawner_for(monkeypatch, tmp_path, user, **env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = PyFileConfigLoader("jupyterhub_config.py", str(REPO / "hub")).load_config()
-    assert config.JupyterHub.spawner_class == "openbis_jupyterhub.hub.swarm.OpenBISSwarmSpawner"
     app = JupyterHub(config=config)
+    assert app.spawner_class is swarm.OpenBISSwarmSpawner
     app.init_hub()  # the hub's URLs as user servers get them
     spawner = swarm.OpenBISSwarmSpawner(config=config, user=User(user), hub=app.hub)
     spawner.server = Server(base_url=f"/user/{user}/")

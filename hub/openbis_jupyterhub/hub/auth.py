@@ -10,38 +10,32 @@ The flow, top to bottom:
 2. ``/hub/login`` without a token shows JupyterHub's username/password form; the
    password is checked with openBIS ``login`` and the new session is used like an ELN token.
 3. The token lives in encrypted ``auth_state``. It is pushed to the user's server as soon
-   as the server is ready, and again after every sign-in (``hand_over_token``), as the
-   hand-over service; our server extension (``openbis_jupyterhub.singleuser``) writes it to
-   ``~/.pybis/<host>.token`` for pyBIS. It is never in the container's environment. What
-   both sides agree on is ``openbis_jupyterhub.contract``.
+   as the server is ready, and again after every sign-in, by ``handover.py``; our server
+   extension (``openbis_jupyterhub.singleuser``) writes it to ``~/.pybis/<host>.token`` for
+   pyBIS. It is never in the container's environment. What both sides agree on is
+   ``openbis_jupyterhub.contract``.
 
 The authenticator also registers the notebook endpoints (``handlers.py``: the ELN's, the
 templates', the re-run link ``/hub/openbis-notebook/open/<permId>``) below the hub's prefix
-through ``get_handlers``, next to the sign-in they share; they reach user servers through
-``fetch_from_server``.
+through ``get_handlers``, next to the sign-in they share.
 
 No Linux users exist anywhere: a user the hub has never seen is created on first sign-in,
 so every ELN link works after a hub restart or upgrade.
 """
 
-import asyncio
-import json
-import secrets
-import time
 from functools import cached_property
 from html import escape
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers.login import LoginHandler
-from jupyterhub.utils import make_ssl_context, url_path_join
+from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.httputil import url_concat
-from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from traitlets import Float, Unicode, default, validate
 
 from .. import contract, logscrub
+from . import handover
 from .handlers import NotebookEndpoint
 from .handlers import handlers as notebook_handlers
 from .openbis import OpenBIS, OpenBISUnavailable
@@ -53,22 +47,6 @@ def _without_token(url: str) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"]
     return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def configure_handover(c) -> None:
-    """Register the JupyterHub service the hub hands tokens and notebooks over as
-    (``contract.HANDOVER_SERVICE``, role ``access:servers``) with a new API token. The token
-    lives in the hub's memory only; user servers check it with the hub as they check any."""
-    token = secrets.token_hex(32)
-    c.JupyterHub.services.append({"name": contract.HANDOVER_SERVICE, "api_token": token})
-    c.JupyterHub.load_roles.append(
-        {
-            "name": contract.HANDOVER_SERVICE,
-            "services": [contract.HANDOVER_SERVICE],
-            "scopes": contract.HANDOVER_SCOPES,
-        }
-    )
-    c.OpenBISAuthenticator.handover_token = token
 
 
 class OpenBISLoginHandler(LoginHandler):
@@ -101,7 +79,7 @@ class OpenBISLoginHandler(LoginHandler):
             self._fail(503, str(e), "Try again later or tell your openBIS admin.")
         if user is not None:
             self._jupyterhub_user = user
-            await self.authenticator.hand_over_token(user)
+            await handover.send_token(user)
         return user
 
     def _fail(self, status, message, hint):
@@ -143,14 +121,6 @@ class OpenBISAuthenticator(NotebookEndpoint, Authenticator):
     )
     openbis_timeout = Float(
         10, config=True, help="Seconds to wait for openBIS before answering 503."
-    )
-    handover_token = Unicode(
-        "",
-        config=True,
-        help="""API token of the JupyterHub service ``openbis-handover`` (role:
-        ``access:servers``), with which the hub hands tokens and ELN notebooks to user
-        servers. hub/jupyterhub_config.py makes a new one at every start and registers the
-        service; nothing stores it.""",
     )
 
     def __init__(self, **kwargs):
@@ -217,29 +187,6 @@ class OpenBISAuthenticator(NotebookEndpoint, Authenticator):
         spawn = url_path_join(handler.hub.base_url, "spawn", user.escaped_name)
         return url_concat(spawn, {"next": next_url})
 
-    @cached_property
-    def _internal_ssl(self):
-        """The hub's client certificate for user servers when JupyterHub's internal_ssl is on
-        (they then accept TLS clients signed by the hub's or the proxy's CA only)."""
-        app = self.parent
-        if not getattr(app, "internal_ssl", False):
-            return None
-        return make_ssl_context(app.internal_ssl_key, app.internal_ssl_cert, app.internal_ssl_ca)
-
-    async def fetch_from_server(self, spawner, path: str, **kwargs):
-        """A request of the hand-over service to the user's server (``path`` below its URL)."""
-        if not self.handover_token:
-            raise RuntimeError("OpenBISAuthenticator.handover_token is not set")
-        headers = {**kwargs.pop("headers", {}), **contract.authorization(self.handover_token)}
-        request = HTTPRequest(
-            url_path_join(spawner.server.url, path),
-            headers=headers,
-            ssl_options=self._internal_ssl,
-            **kwargs,
-        )
-        # tornado's own client (as for openBIS): the configured curl client refuses ssl_options
-        return await SimpleAsyncHTTPClient().fetch(request)
-
     async def pre_spawn_start(self, user, spawner):
         """Give the server the openBIS URL and CA; the token follows once it is ready."""
         env = {contract.ENV_OPENBIS_URL: self.openbis_url}
@@ -249,39 +196,4 @@ class OpenBISAuthenticator(NotebookEndpoint, Authenticator):
         # a new dict: the configured one may be shared between spawners
         spawner.environment = {**spawner.environment, **env}
         if spawner.pending == "spawn":
-            task = asyncio.ensure_future(self._hand_over_when_ready(user, spawner))
-            # keep a reference: the event loop holds tasks weakly
-            spawner._openbis_handover_task = task
-
-    async def _hand_over_when_ready(self, user, spawner):
-        """The first token: pushed the moment JupyterHub sees the server answer (JupyterHub
-        has no hook for that moment; this waits as long as a start may take)."""
-        deadline = time.monotonic() + spawner.start_timeout + spawner.http_timeout
-        while spawner.pending == "spawn" and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if spawner.ready:
-            await self.hand_over_token(user)
-
-    async def hand_over_token(self, user):
-        """Push the newest token from auth_state into the user's running server.
-
-        ``Openbis()`` run afterwards in any kernel uses it; nothing restarts.
-        """
-        spawner = user.spawner
-        if not spawner.ready or spawner.server is None:
-            return
-        auth_state = await user.get_auth_state() or {}
-        token = auth_state.get("openbis_token")
-        if not token:
-            return
-        try:
-            await self.fetch_from_server(
-                spawner,
-                contract.TOKEN_PATH,
-                method="PUT",
-                body=json.dumps({"token": token}),
-                request_timeout=10,
-            )
-        except (HTTPClientError, OSError) as e:
-            # the server keeps its older token; the next sign-in hands it over again
-            self.log.warning("Could not hand the new openBIS token to %s: %s", user.name, e)
+            handover.send_token_when_ready(user, spawner)

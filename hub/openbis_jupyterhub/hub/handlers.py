@@ -14,6 +14,8 @@ notebook JSON (write it). Both answer ``{"fileName", "path"}``. On every request
 3. the user's server writes the file itself (``singleuser.NotebookHandler``): no host path is
    shared between hub and user containers, and an existing file is never overwritten.
 
+Tokens and requests reach user servers through ``handover.py``.
+
 ``/hub/openbis-notebook/t/<template>?params=<JSON>`` is the SampleDB notebook-template
 protocol: a signed-in user confirms, then gets the template with the parameters filled in.
 
@@ -32,13 +34,12 @@ import nbformat
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpclient import HTTPClientError
 from traitlets import Integer, List, Unicode, default
 from traitlets.config import Configurable
 
 from .. import contract
 from ..validator import check_folder, check_notebook_filename
-from . import templates
+from . import handover, templates
 from .openbis import OpenBISUnavailable
 
 ENDPOINT_PATH = "/openbis-notebook"  # below the hub's prefix: {hub public URL}/hub/openbis-notebook
@@ -114,20 +115,11 @@ class _NotebookWriter:
         return spawner
 
     async def post_to_server(self, spawner, path: str, body: bytes, timeout: float) -> dict:
-        """POST ``body`` to ``path`` below the user's server as the hand-over service
-        (``OpenBISAuthenticator.fetch_from_server``); its JSON answer. A refusal raises
-        ``ServerRefused`` with the server's reason, when it gave one."""
+        """``handover.call``: 503 when the server does not answer; ``ServerRefused`` stays."""
         try:
-            response = await self.authenticator.fetch_from_server(
-                spawner, path, method="POST", body=body, request_timeout=timeout
-            )
-        except HTTPClientError as e:
-            if e.response is None or e.code == 599:
-                raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
-            raise ServerRefused(e.code, _reason_of(e.response.body)) from e
-        except OSError as e:
-            raise http_error(503, f"Your Jupyter server did not answer: {e}") from e
-        return json.loads(response.body)
+            return await handover.call(spawner, path, body, timeout)
+        except handover.ServerUnavailable as e:
+            raise http_error(503, str(e)) from e
 
     async def write_through_server(self, user, folder: str, filename: str, test: bool, body=b""):
         """Have the user's server pick the free name (and write, unless ``test``)."""
@@ -137,30 +129,13 @@ class _NotebookWriter:
             return await self.post_to_server(
                 spawner, contract.NOTEBOOKS_PATH + "?" + query, body, timeout=60
             )
-        except ServerRefused as e:
+        except handover.ServerRefused as e:
             if e.code == 403:
                 # servers started before the hand-over became the openbis-handover service
                 # (an upgrade) refuse the hub; they accept it again from their next start
                 raise http_error(503, OUTDATED_SERVER) from e
             reason = e.reason or f"Your Jupyter server refused the notebook ({e.code})."
             raise http_error(e.code, reason) from e
-
-
-class ServerRefused(Exception):
-    """The user's server answered a hand-over request with an error status."""
-
-    def __init__(self, code: int, reason: str | None):
-        super().__init__(code, reason)
-        self.code, self.reason = code, reason
-
-
-def _reason_of(body: bytes) -> str | None:
-    """The ``reason`` of a JSON error answer (ours and Jupyter's API handlers give one)."""
-    try:
-        reason = json.loads(body)["reason"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return reason if isinstance(reason, str) and reason else None
 
 
 OUTDATED_SERVER = (
@@ -312,7 +287,7 @@ class ELNNotebookHandler(_NotebookWriter, BaseHandler):
         if user and (await user.get_auth_state() or {}).get("openbis_token") == token:
             return user  # stored and handed over before (the ELN's second POST)
         user = await self.auth_to_user(authenticated)
-        await self.authenticator.hand_over_token(user)
+        await handover.send_token(user)
         return user
 
     def write_error(self, status_code, **kwargs):
@@ -439,13 +414,13 @@ class ReopenAnalysisHandler(_NotebookWriter, BaseHandler):
         user = self.current_user
         spawner = await self.ensure_server(user)
         # the newest openBIS token, also when the server has just started
-        await self.authenticator.hand_over_token(user)
+        await handover.send_token(user)
         body = json.dumps({"permId": perm_id}).encode()
         try:
             answer = await self.post_to_server(
                 spawner, contract.REOPEN_PATH, body, timeout=REOPEN_TIMEOUT
             )
-        except ServerRefused as e:
+        except handover.ServerRefused as e:
             if e.code == 404 and not e.reason:  # no such endpoint: a server from before
                 raise http_error(503, OUTDATED_FOR_REOPEN) from e
             if e.code == 401:  # the openBIS session expired: the hint says where to renew it

@@ -1,7 +1,7 @@
 """User servers on Kubernetes: KubeSpawner settings, one pod and one home PVC per user.
 
-``configure(c, values)`` (``values``: ``settings.read()``) is called from two places and gives
-the same spawner both times:
+``configure(c, values)`` (``values``: ``settings.read()``) is called, through the spawner table
+(``spawners.configure``), from two places and gives the same spawner both times:
 
 - ``hub/jupyterhub_config.py`` with ``JUPYTERHUB_SPAWNER=kubernetes`` (our hub image run on
   its own): the settings come from the environment or their defaults;
@@ -11,31 +11,24 @@ the same spawner both times:
 
 So for every tunable setting: a value already in the config wins, else the setting's value
 (environment variable or default, ``settings.SETTINGS``). Two settings are policy and always
-set: the spawner class, and ``delete_pvc = False`` (deleting a hub user keeps their files).
+set: the spawner class (``spawners.configure``), and ``delete_pvc = False`` (deleting a hub user
+keeps their files).
 """
 
 from collections.abc import Mapping
-
-from .settings import SettingError
 
 # where the single-user image (images/singleuser) keeps the user's files, as jovyan 1000:100
 HOME = "/home/jovyan"
 
 
 def configure(c, values: Mapping[str, object]) -> None:
-    """Select KubeSpawner and set its traitlets on the config ``c`` from the settings.
+    """Set KubeSpawner's traitlets on the config ``c`` from the settings.
 
     Used: ``JUPYTERHUB_SINGLEUSER_IMAGE``, ``JUPYTERHUB_MEM_LIMIT``/``_GUARANTEE``,
     ``JUPYTERHUB_CPU_LIMIT``/``_GUARANTEE``, ``JUPYTERHUB_STORAGE_CAPACITY``,
     ``JUPYTERHUB_STORAGE_CLASS`` (default: the cluster's), ``JUPYTERHUB_HUB_CONNECT_IP`` (the
     hub's Service name, as user pods resolve it).
     """
-    if values["JUPYTERHUB_INTERNAL_SSL"]:
-        raise SettingError(
-            "JUPYTERHUB_INTERNAL_SSL=true needs DockerSpawner (the compose stack): on Kubernetes "
-            "Zero to JupyterHub's network policies keep users apart (deploy/kubernetes/README.md)."
-        )
-    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     # A user's files outlive their hub account: deleting a user (admin page, API, a culler
     # with --cull-users) stops the pod but keeps the PVC, so the next sign-in finds them.
     c.KubeSpawner.delete_pvc = False

@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .spawners import SPAWNERS
+
 
 def comma_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (order kept, duplicates dropped)."""
@@ -87,7 +89,7 @@ SETTINGS = [
     Setting("JUPYTERHUB_ALLOWED_USERS", traitlet="Authenticator.allowed_users", parse=comma_list),
     Setting("JUPYTERHUB_CULL_TIMEOUT", 3600, parse=int),
     # --- user servers
-    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of("docker", "swarm", "kubernetes", "slurm")),
+    Setting("JUPYTERHUB_SPAWNER", "docker", parse=one_of(*SPAWNERS)),  # spawners.py
     Setting("JUPYTERHUB_SINGLEUSER_IMAGE", "openbis-jupyterhub/singleuser:latest"),
     # Docker and Swarm require a memory limit (the Docker API filter refuses a container without)
     Setting("JUPYTERHUB_MEM_LIMIT", 4 * 1024**3, "Spawner.mem_limit", parse=byte_size),

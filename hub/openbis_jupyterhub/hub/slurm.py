@@ -398,17 +398,11 @@ class OpenBISSlurmSpawner(SlurmSpawner):
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
-    if settings["JUPYTERHUB_INTERNAL_SSL"]:
-        raise SettingError(
-            "JUPYTERHUB_INTERNAL_SSL=true needs DockerSpawner (the compose stack): on Slurm "
-            "user servers are kept apart by JupyterHub's tokens (deploy/slurm/README.md)."
-        )
     if not settings["JUPYTERHUB_SLURM_IMAGE"]:
         raise SettingError(
             "JUPYTERHUB_SPAWNER=slurm needs JUPYTERHUB_SLURM_IMAGE: the single-user image as a "
             "Charliecloud directory every compute node sees (deploy/slurm/README.md)."
         )
-    c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.slurm.OpenBISSlurmSpawner"
     c.OpenBISSlurmSpawner.image_dir = settings["JUPYTERHUB_SLURM_IMAGE"]
     c.OpenBISSlurmSpawner.account_map = settings["JUPYTERHUB_SLURM_ACCOUNT_MAP"] or ""
     c.OpenBISSlurmSpawner.partitions = settings["JUPYTERHUB_SLURM_PARTITIONS"] or []

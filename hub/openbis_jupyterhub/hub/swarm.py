@@ -49,8 +49,6 @@ from docker.types import (
 from dockerspawner import SwarmSpawner
 from traitlets import Bool, Float, Int, List, Unicode, default
 
-from .settings import SettingError
-
 HOME = "/home/jovyan"
 MAX_SERVICE_NAME = 63  # a DNS label (moby/swarmkit: validateAnnotations)
 # task states on the way to "running" (moby/swarmkit api/types.proto, TaskState)
@@ -332,13 +330,6 @@ class OpenBISSwarmSpawner(SwarmSpawner):
 
 
 def configure(c, settings: Mapping[str, object]) -> None:
-    if settings["JUPYTERHUB_INTERNAL_SSL"]:
-        # the hub makes each server's certificate in its state volume, on its own node
-        raise SettingError(
-            "JUPYTERHUB_INTERNAL_SSL=true needs DockerSpawner (the compose stack): on Swarm the "
-            "hub cannot copy certificates into a volume on another node (README, Security)."
-        )
-    c.JupyterHub.spawner_class = "openbis_jupyterhub.hub.swarm.OpenBISSwarmSpawner"
     c.SwarmSpawner.image = settings["JUPYTERHUB_SINGLEUSER_IMAGE"]
     # the image's start script, named: no inspection of the image on the hub's node.
     # no-new-privileges through setpriv (util-linux, in every Debian image): Swarm's service

@@ -3,8 +3,10 @@ import {
   IJob,
   ITreeItem,
   MAX_DIFFERENCES,
+  MAX_COMPANIONS,
   buildSaveRequest,
   canOwn,
+  companionFiles,
   environmentLines,
   folderOf,
   formatBytes,
@@ -278,5 +280,59 @@ describe('tree keyboard (WAI-ARIA tree pattern)', () => {
     expect(treeKey(items, 4, 'Enter')).toBeNull();
     expect(treeKey(items, 0, 'a')).toBeNull();
     expect(treeKey([], 0, 'ArrowDown')).toBeNull();
+  });
+});
+
+describe('files next to the notebook', () => {
+  const item = (name: string, minute: number, type = 'file') => ({
+    path: `growth/${name}`,
+    name,
+    type,
+    last_modified: `2026-05-04T10:${String(minute).padStart(2, '0')}:00Z`
+  });
+  const folder = [
+    item('run 1.ipynb', 1, 'notebook'),
+    item('20240115093000000-4', 2, 'directory'),
+    item('run 1.ipynb.png', 5),
+    item('run 1.ipynb.html', 6),
+    item('run 1_results.csv', 4),
+    item('notes.txt', 3),
+    item('.hidden', 7),
+    item('run 10.csv', 8),
+    item('other.ipynb', 0, 'notebook')
+  ];
+
+  it('offers the files of its folder, newest first, those named after it ticked', () => {
+    expect(companionFiles(folder, 'growth/run 1.ipynb', true)).toEqual([
+      { path: 'growth/run 10.csv', name: 'run 10.csv', ticked: false },
+      { path: 'growth/run 1.ipynb.png', name: 'run 1.ipynb.png', ticked: true },
+      { path: 'growth/run 1_results.csv', name: 'run 1_results.csv', ticked: true },
+      { path: 'growth/notes.txt', name: 'notes.txt', ticked: false },
+      { path: 'growth/other.ipynb', name: 'other.ipynb', ticked: false }
+    ]);
+  });
+  it('offers the HTML copy the notebook wrote when the panel makes none', () => {
+    const names = companionFiles(folder, 'growth/run 1.ipynb', false).map(c => c.name);
+    expect(names).toContain('run 1.ipynb.html');
+  });
+  it('offers at most the newest few', () => {
+    const many = Array.from({ length: 30 }, (_, i) => item(`f${i}.csv`, i));
+    const offered = companionFiles(many, 'growth/a.ipynb', true);
+    expect(offered).toHaveLength(MAX_COMPANIONS);
+    expect(offered[0].name).toBe('f29.csv');
+  });
+  it('a chosen file goes once, the notebook not as a file', () => {
+    const request = buildSaveRequest({
+      notebook: 'growth/run 1.ipynb',
+      owner: { kind: 'sample', id: '/LAB/PROJ/SAMPLE1' },
+      parentsText: '',
+      name: '',
+      notes: '',
+      historyId: '',
+      html: true,
+      environment: true,
+      files: ['growth/run 1.ipynb.png', 'growth/run 1.ipynb', 'growth/run 1.ipynb.png']
+    });
+    expect(typeof request !== 'string' && request.files).toEqual(['growth/run 1.ipynb.png']);
   });
 });

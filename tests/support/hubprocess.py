@@ -6,7 +6,6 @@ DockerSpawner for JupyterHub's local-process spawner (homes under the test's fol
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,14 +15,10 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO_ROOT
+from tests.support.processes import free_port, stop_process
+
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 TEST_CONFIG = """
@@ -81,7 +76,7 @@ class JupyterHubProcess:
         config = workdir / "test_config.py"
         config.write_text(
             TEST_CONFIG.format(
-                config=str(REPO / "hub" / "jupyterhub_config.py"),
+                config=str(REPO_ROOT / "hub" / "jupyterhub_config.py"),
                 hub_port=free_port(),
                 proxy_api_port=free_port(),
                 api_token=self.api_token,
@@ -90,7 +85,7 @@ class JupyterHubProcess:
                 LOCAL_SPAWNER_CONFIG.format(
                     homes=str(self.homes),
                     singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
-                    jupyter_config=str(REPO / "hub" / "jupyter-config"),
+                    jupyter_config=str(REPO_ROOT / "hub" / "jupyter-config"),
                     ca_file=ca_file,
                     spawner_env=spawner_env or {},
                 )
@@ -140,13 +135,8 @@ class JupyterHubProcess:
 
     def stop(self):
         """Stop the hub (and its proxy); user servers keep running (cleanup_servers=False)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
 
     def restart(self):
         self.stop()
@@ -183,7 +173,7 @@ class JupyterHubProcess:
 @contextmanager
 def hub_with_openbis_double(**env):
     """(hub, double) running in a temporary folder, for benchmarks outside pytest."""
-    from openbis_double.process import start_openbis_double
+    from tests.support.double import start_openbis_double
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "double").mkdir()

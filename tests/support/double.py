@@ -1,4 +1,4 @@
-"""Start the double as a subprocess, for tests and benchmarks alike."""
+"""Start the openBIS double (openbis_double/) as a subprocess, for tests and benchmarks alike."""
 
 import select
 import subprocess
@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import seed
-from .control import DoubleControl
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from openbis_double import seed
+from openbis_double.control import DoubleControl
+from tests.support import REPO_ROOT
+from tests.support.processes import stop_process
 
 
 @dataclass
@@ -29,13 +29,7 @@ class OpenbisDouble:
     seed: object = seed
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, timeout=10)
         self.process.stdout.close()
 
 

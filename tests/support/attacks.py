@@ -15,8 +15,12 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
+
+from tests.support.compose_stack import ELN_ORIGIN, escape_user
+from tests.support.eln import eln_post
 
 # helpers every cell may use: the attacker's own credentials, plain HTTP(S) without trust
 # of the server's certificate
@@ -396,7 +400,7 @@ root = fill("/bomb", 16)
 assert root[1] in (errno.EROFS, errno.EACCES), root
 home = fill(os.path.expanduser("~/bomb"), DISK_MB)
 print(f"refused: /tmp full after {tmp[0]} MB (ENOSPC), / read-only;",
-      f"home took {home[0]} MB (bounded by the host disk: see README), removed")
+      f"home took {home[0]} MB (bounded by the host disk: see docs/admin-guide.md, Disk), removed")
 """,
 }
 
@@ -446,3 +450,54 @@ def during(action, probes: dict) -> tuple[object, dict]:
 
 def median(times) -> float:
     return statistics.median(times) if times else float("inf")
+
+
+# --- the suite on a compose stack (tests/test_attacks.py, benchmarks/attacks.py) ----------------
+# Its stack has tighter limits than the defaults, so that bombs stay small on a shared test
+# machine; its public URL has a host name, as in production.
+ATTACKER, VICTIM = "JDoe", "alice"
+LIMITS = {
+    "JUPYTERHUB_MEM_LIMIT": "1G",
+    "JUPYTERHUB_CPU_LIMIT": "1",
+    "JUPYTERHUB_PIDS_LIMIT": "256",
+    "JUPYTERHUB_TMP_SIZE": "64M",
+    "OPENBIS_NOTEBOOK_MAX_BYTES": str(1 << 20),
+    # a host name as in production (the tests reach the hub at 127.0.0.1): user code addresses
+    # the proxy with it, and the proxy checks the internal certificates against it
+    "JUPYTERHUB_PUBLIC_URL": "https://jupyter.test",
+}
+DISK_BOMB_MB = 256
+BOMB_SECONDS = 8
+
+
+def start_server(stack, user):
+    """The user's server, started as the ELN does (its test POST)."""
+    status, _, answer = eln_post(
+        stack, stack.login(user), "x", "x.ipynb", "True", b"TEST", ELN_ORIGIN
+    )
+    assert status == 200, answer
+
+
+def fields(stack):
+    return {
+        "victim": VICTIM,
+        "victim_host": f"{stack.project}-{escape_user(VICTIM)}",
+        "hub": "hub",
+        "public_host": urlsplit(stack.settings["JUPYTERHUB_PUBLIC_URL"]).netloc,
+        "max_notebook": int(LIMITS["OPENBIS_NOTEBOOK_MAX_BYTES"]),
+        "seconds": BOMB_SECONDS,
+        "disk_mb": DISK_BOMB_MB,
+    }
+
+
+def probes(stack, tokens):
+    """What another user and the hub would notice: the hub's API root and alice's server."""
+    verify = str(stack.ca_file)
+    return {
+        "hub": (f"{stack.url}/hub/api/", {}, verify),
+        "alice's server": (
+            f"{stack.url}/user/{VICTIM}/api/status",
+            {"Authorization": f"token {tokens[VICTIM]}"},
+            verify,
+        ),
+    }

