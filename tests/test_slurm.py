@@ -220,6 +220,24 @@ def hub_account(hub, user):
     return dict(line.split() for line in text.splitlines() if not line.startswith("#"))[user]
 
 
+# --- 2b. user code holds its server's API token: batchspawner's API takes nothing from it ---------
+def test_user_code_cannot_set_the_hubs_spawner_through_batchspawners_api(hub, journey):
+    kernel = KernelSession(f"{hub.url}/user/JDoe/", hub.api_token, path=FOLDER)
+    try:
+        output, error = kernel.execute(
+            "import os, requests\n"
+            "url = os.environ['JUPYTERHUB_API_URL'] + '/batchspawner'\n"
+            "auth = {'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']}\n"
+            "for body in ({'exec_prefix': 'touch /tmp/owned;'}, {'port': 1234}):\n"
+            "    print(requests.post(url, json=body, headers=auth, timeout=30).status_code)"
+        )
+    finally:
+        kernel.shutdown()
+    # upstream's handler would have set the hub's command prefix and the server's port
+    assert error is None and output.split() == ["400", "403"]
+    assert server_model(hub, "JDoe")["ready"]
+
+
 # --- 3. the token: a new sign-in reaches the job; never in the job's script, env or Slurm ------
 def test_a_new_token_reaches_the_job_and_no_token_is_in_slurm(hub, cluster, accounts, journey):
     token = login(hub, "JDoe")
