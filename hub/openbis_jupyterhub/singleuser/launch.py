@@ -21,13 +21,26 @@ Everything else is ``jupyterhub.singleuser.main``, unchanged. Upstream's own fix
 lazy imports in ``jupyterhub.log`` and ``jupyterhub.scopes``; when JupyterHub changes what
 ``jupyterhub.log`` takes from the page handlers, the server fails to start with an
 ImportError naming it (tests/test_singleuser_image.py starts it).
+
+A server started as a batch job (``JUPYTERHUB_SPAWNER=slurm``, batchspawner) does not know
+its port in advance: the hub gives it port 0 in ``JUPYTERHUB_SERVICE_URL``. Then the launcher
+does what batchspawner's own wrapper ``batchspawner-singleuser`` does (which cannot come first
+here: it imports all of JupyterHub): it picks a free port, tells the hub
+(``POST {JUPYTERHUB_API_URL}/batchspawner {"port": N}``, batchspawner's API, with the server's
+own API token) and puts the port into ``JUPYTERHUB_SERVICE_URL``. tests/unit/
+test_singleuser_parts.py checks that this is still the request batchspawner's wrapper makes.
 """
 
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import json
+import os
+import socket
 import sys
 import types
+import urllib.request
+from urllib.parse import urlsplit, urlunsplit
 
 LAZY = frozenset({"jupyterhub.orm", "jupyterhub.roles"})
 PAGES = "jupyterhub.handlers.pages"
@@ -60,7 +73,32 @@ def without_hub_code():
     sys.meta_path.insert(0, LazyHubModules())
 
 
+def report_port(environ=os.environ) -> int | None:
+    """A port for a server whose ``JUPYTERHUB_SERVICE_URL`` has port 0 (a batch job's):
+    picked, told to the hub and written into ``JUPYTERHUB_SERVICE_URL``. None for any other."""
+    url = urlsplit(environ.get("JUPYTERHUB_SERVICE_URL", ""))
+    if url.port != 0:
+        return None
+    with socket.socket() as s:
+        s.bind(("", 0))
+        port = s.getsockname()[1]
+    request = urllib.request.Request(  # noqa: S310 (the hub's own URL, from the hub)
+        environ["JUPYTERHUB_API_URL"].rstrip("/") + "/batchspawner",
+        data=json.dumps({"port": port}).encode(),
+        headers={
+            "Authorization": f"token {environ['JUPYTERHUB_API_TOKEN']}",
+            "Content-Type": "application/json",
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+        pass
+    environ["JUPYTERHUB_SERVICE_URL"] = urlunsplit(url._replace(netloc=f"{url.hostname}:{port}"))
+    return port
+
+
 def main():
+    report_port()
     without_hub_code()
     from jupyterhub.singleuser import main as singleuser_main
 
