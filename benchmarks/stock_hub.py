@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 
 from openbis_double.certs import create_certificates
+from tests.support.images import docker
 from tests.support.processes import free_port
 
 CONFIG = """\
@@ -40,15 +41,6 @@ c.DockerSpawner.remove = True
 c.DockerSpawner.mem_limit = "2G"
 c.Spawner.default_url = "/lab"
 """
-
-
-def docker(*args, check=True, timeout=180) -> str:
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args[:2])} failed: {result.stderr[-2000:]}")
-    return result.stdout
 
 
 class StockHub:
