@@ -21,8 +21,19 @@ Everything else is ``jupyterhub.singleuser.main``, unchanged. Upstream's own fix
 lazy imports in ``jupyterhub.log`` and ``jupyterhub.scopes``; when JupyterHub changes what
 ``jupyterhub.log`` takes from the page handlers, the server fails to start with an
 ImportError naming it (tests/test_singleuser_image.py starts it).
+
+With internal TLS, the server's requests to the hub API (``HubAuth``: the OAuth code exchange
+and the user look-up of every sign-in, each token check it has not cached) go out with one SSL
+context per certificate, made on first use. JupyterHub makes a new one for each request, which
+loads the system's CAs and the server's key every time: ~40 ms per request on a busy two-core
+host, two of them in every sign-in (issue 23; ``benchmarks.compose_journey`` shows it). The
+context is the same either way (the same files, which stay as they are for the server's life:
+DockerSpawner mounts them read-only at its start); only the loading goes. Upstream's own fix
+would be a cached context in ``HubAuth``, as ``jupyterhub.singleuser``'s own client to the hub
+already has (``hub_http_client_opts``).
 """
 
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -60,8 +71,16 @@ def without_hub_code():
     sys.meta_path.insert(0, LazyHubModules())
 
 
+def one_ssl_context_per_certificate():
+    """``HubAuth``'s requests to the hub reuse the SSL context of their certificate files."""
+    from jupyterhub.services import auth
+
+    auth.make_ssl_context = functools.lru_cache(auth.make_ssl_context)
+
+
 def main():
     without_hub_code()
+    one_ssl_context_per_certificate()
     from jupyterhub.singleuser import main as singleuser_main
 
     return singleuser_main()
