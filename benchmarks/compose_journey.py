@@ -25,6 +25,17 @@ host: on the host's network it aborts page loads with ERR_NETWORK_CHANGED whenev
 or removes an interface (tests/support/browser.py), which on a shared engine is several times a
 second. A run whose page load is aborted all the same is done again and counted.
 
+Sign-in to JupyterLab served, beside a stock JupyterHub (the outside anchor, stock_hub.py:
+JupyterHub + DockerSpawner at our hub image's versions, DummyAuthenticator, our single-user
+image), same run, alternated run by run; cold (a new user) and warm (server running), SIGN_IN_RUNS
+each. An HTTP client, a new session (a new browser) each run, times from sending the
+credentials (ours: the ELN's /hub/login?token=…; stock: its login form) until JupyterLab's HTML
+has arrived, through the spawn-pending page as a browser goes. Besides ours: ours with internal
+TLS off (what the mutual TLS between hub, proxy and servers costs) and the baseline (before).
+Each warm figure is split into the sign-in request (ours: the openBIS token check, the token's
+hand-over to the server) and the rest (the OAuth round with the user's server, JupyterLab's
+HTML). Ratio = side / stock.
+
 --load: SIGNED_IN users signed in to the hub (cookies, no servers), CONCURRENT of them doing the
 cold journey at once up to the notebook's HTML and contents API (an HTTP client, no Chromium:
 browsers rendering on this machine's two cores would measure the machine). Prints p50/p95, the
@@ -33,6 +44,7 @@ servers, Docker engine, hub, the rest) per journey; ours, then the baseline (eac
 on the engine while it runs).
 
 Run: .venv/bin/python -m benchmarks.compose_journey [--runs 5] [--baseline-tag latest]
+        [--sign-in-runs 10] [--sign-in-only]
      .venv/bin/python -m benchmarks.compose_journey --load [--signed-in 60] [--concurrent 30]
 (builds this checkout's images when missing, like the tests; a few minutes)
 """
