@@ -460,6 +460,7 @@ def spawned(http, page):
 def sign_ins(sides, runs):
     """Cold (a new user) and warm (the same user, server running) sign-ins, side after side
     in each run; then the report, ratios against the first side (the stock hub)."""
+    load = os.getloadavg()[0]
     for side in sides:
         side.new_user("signin")
         side.run("signin", "first")  # starts the warm user's server; warms the side up
@@ -470,14 +471,15 @@ def sign_ins(sides, runs):
     for _ in range(runs):
         for side in sides:
             side.run("signin", "warm")
-    report_sign_ins(sides, runs)
+    report_sign_ins(sides, runs, (load, os.getloadavg()[0]))
 
 
-def report_sign_ins(sides, runs):
+def report_sign_ins(sides, runs, load):
     anchor = sides[0]
     print(
         f"\nSign-in to JupyterLab served (an HTTP client, a new session each), median of {runs}"
-        f" runs (seconds); ratio = side / {anchor.label}"
+        f" runs (seconds); ratio = side / {anchor.label}; load average {load[0]:.1f} at the"
+        f" start, {load[1]:.1f} at the end"
     )
     print(f"{'':<34}{'cold':>7}{'ratio':>7}{'warm':>8}{'ratio':>7}   warm = sign-in request + rest")
     for side in sides:
