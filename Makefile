@@ -12,7 +12,7 @@ lint: ## ruff, hadolint, shellcheck
 	ruff check . && ruff format --check . && hadolint images/*/Dockerfile openbis_double/Dockerfile \
 	  && shellcheck -x scripts/* tests/run.sh images/*/*.sh images/singleuser/before-notebook.d/*.sh
 
-# --- running the stack (compose.yaml; settings in .env, see .env.example and README.md) -----
+# --- running the stack (compose.yaml; settings in .env, see .env.example, docs/admin-guide.md) -
 # Each target is one script in scripts/ (`scripts/X --help`). COMPOSE can carry options, e.g.
 # `make up COMPOSE="docker compose -p trial --env-file trial.env"`.
 COMPOSE ?= docker compose
@@ -48,7 +48,7 @@ backup: ## archive hub state and every user volume into backups/<date>/ (or BACK
 restore: ## BACKUP=backups/<date>: restore its volumes that are missing or empty (after make down)
 	scripts/restore $(BACKUP)
 
-# --- Docker Swarm (deploy/swarm/stack.yaml; README.md, "More than one host") -------------
+# --- Docker Swarm (deploy/swarm/stack.yaml; docs/scale-out.md) -----------------------------------
 .PHONY: swarm-up swarm-down
 swarm-up: ## on a swarm manager: secrets, docker stack deploy, print the ELN profile values
 	scripts/swarm-up

@@ -4,6 +4,6 @@
   the openBIS calls, templates, settings, the spawner's configuration);
 - ``singleuser``: runs in every user's server (the Jupyter server extension that takes the
   token and writes ELN notebooks, the session hint, ``openbis-data``, the Bash kernel);
-- ``contract``: what the two sides agree on (hand-over endpoints, environment names, signing);
+- ``contract``: what the two sides agree on (hand-over endpoints, environment names);
 - ``validator``, ``logscrub``: name checks and token scrubbing, used on both sides.
 """

@@ -56,7 +56,7 @@ fi
 # --- TLS: the given certificate, else a self-signed one for the public host name ---
 if [ -n "${JUPYTERHUB_SSL_CERT:-}" ]; then
     if [ ! -r "$JUPYTERHUB_SSL_CERT" ] || [ ! -r "${JUPYTERHUB_SSL_KEY:-}" ]; then
-        log "JUPYTERHUB_SSL_CERT=$JUPYTERHUB_SSL_CERT or JUPYTERHUB_SSL_KEY=${JUPYTERHUB_SSL_KEY:-} is not a readable file (see README.md, TLS)"
+        log "JUPYTERHUB_SSL_CERT=$JUPYTERHUB_SSL_CERT or JUPYTERHUB_SSL_KEY=${JUPYTERHUB_SSL_KEY:-} is not a readable file (see docs/admin-guide.md, TLS)"
         exit 1
     fi
     if [ -n "$as_root" ]; then

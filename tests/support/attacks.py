@@ -400,7 +400,7 @@ root = fill("/bomb", 16)
 assert root[1] in (errno.EROFS, errno.EACCES), root
 home = fill(os.path.expanduser("~/bomb"), DISK_MB)
 print(f"refused: /tmp full after {tmp[0]} MB (ENOSPC), / read-only;",
-      f"home took {home[0]} MB (bounded by the host disk: see README), removed")
+      f"home took {home[0]} MB (bounded by the host disk: see docs/admin-guide.md, Disk), removed")
 """,
 }
 

@@ -4,9 +4,9 @@ One container per user from the single-user image, on a fixed-name Docker networ
 shares with them: the hub reaches each server directly (proxy routes, token hand-over).
 Containers are removed when they stop; the user's files live on a named volume.
 
-Every user runs arbitrary code, so the container grants it nothing it does not need (README,
-Security): the image runs as jovyan and needs no capability at all, so all are dropped
-(``JUPYTERHUB_CAP_ADD`` gives some back); no-new-privileges makes setuid files and file
+Every user runs arbitrary code, so the container grants it nothing it does not need
+(docs/security.md): the image runs as jovyan and needs no capability at all, so all are
+dropped (``JUPYTERHUB_CAP_ADD`` gives some back); no-new-privileges makes setuid files and file
 capabilities inert (the image has none left either); a process limit stops fork bombs; the root
 filesystem is read-only, with the home volume and a size-limited ``/tmp`` (tmpfs, counted
 against the memory limit) the only writable places; no swap beyond the memory limit.

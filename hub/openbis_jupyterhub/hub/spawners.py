@@ -40,7 +40,7 @@ SPAWNERS = {
         "openbis_jupyterhub.hub.swarm",
         "openbis-swarm",
         "on Swarm the hub cannot copy certificates into a volume on another node "
-        "(README, Security)",
+        "(docs/security.md)",
     ),
     "kubernetes": Spawner(
         "openbis_jupyterhub.hub.kubernetes",

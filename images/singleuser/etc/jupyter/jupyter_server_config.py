@@ -1,6 +1,7 @@
 # The user's server (jupyterhub-singleuser). What is switched off here costs start time or
-# memory at every start and gives users nothing in this image (see README, Single-user image);
-# then caching and compression of what the server sends a browser (README, "Speed").
+# memory at every start and gives users nothing in this image (see docs/admin-guide.md,
+# Single-user image); then caching and compression of what the server sends a browser
+# (docs/admin-guide.md, "Speed").
 # jupyter_server reads this file; its jupyter_server_config.d/ only enables extensions.
 import glob
 import os
