@@ -1,9 +1,11 @@
-"""OpenBISDockerSpawner (hub/docker.py): a started server is reported once it listens. Real
-sockets on 127.0.0.1, no Docker."""
+"""OpenBISDockerSpawner (hub/docker.py): a started server is reported once it listens (real
+sockets on 127.0.0.1); the certificates' staging container is limited as the user's. No
+Docker."""
 
 import asyncio
 import socket
 
+import docker
 from openbis_jupyterhub.hub.docker import OpenBISDockerSpawner
 
 
@@ -34,3 +36,29 @@ def test_start_leaves_the_rest_of_the_wait_to_jupyterhub():
         await asyncio.wait_for(spawner._wait_until_listening("127.0.0.1", port), 30)
 
     asyncio.run(scenario())
+
+
+def test_the_certificates_staging_container_has_the_users_cpu_limit(tmp_path, monkeypatch):
+    """move_certs' container passes the Docker API filter, which requires the configured CPU
+    limit of every container, as DockerSpawner sets it on the user's."""
+    key = tmp_path / "server.key"
+    key.write_text("key")
+    created = []
+
+    async def call(method, *args, **kwargs):
+        if method == "create_container":
+            created.append(kwargs["host_config"])
+            return {"Id": "staging"}
+
+    async def pull_image(image):
+        pass
+
+    spawner = OpenBISDockerSpawner(cpu_limit=1.5, mem_limit="2G")
+    api = docker.APIClient(base_url="unix:///nonexistent", version="1.41")  # never connects
+    monkeypatch.setattr(OpenBISDockerSpawner, "client", property(lambda self: api))
+    spawner.docker, spawner.pull_image = call, pull_image
+    spawner.format_volume_name = lambda name, spawner: name
+    monkeypatch.setattr(OpenBISDockerSpawner, "container_name", "jupyter-jdoe")
+    asyncio.run(spawner.move_certs({"keyfile": str(key)}))
+    [host_config] = created
+    assert (host_config["CpuPeriod"], host_config["CpuQuota"]) == (100_000, 150_000)

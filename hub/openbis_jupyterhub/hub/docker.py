@@ -98,6 +98,7 @@ class OpenBISDockerSpawner(DockerSpawner):
             binds={volume: {"bind": CERTS_DIR, "mode": "rw"}},
             network_mode=self.network_name,
             mem_limit=self.mem_limit,
+            **self._cpu_limit(),
             **self.extra_host_config,
         )
         staging = await self.docker(
@@ -112,6 +113,13 @@ class OpenBISDockerSpawner(DockerSpawner):
         finally:
             await self.docker("remove_container", staging["Id"])
         return {kind: f"{CERTS_DIR}/{os.path.basename(path)}" for kind, path in paths.items()}
+
+    def _cpu_limit(self) -> dict:
+        """The CPU fields DockerSpawner puts on the user's container (create_object)."""
+        if self.cpu_limit is None:
+            return {}
+        period = self.extra_host_config.get("cpu_period", 100_000)
+        return {"cpu_period": period, "cpu_quota": int(self.cpu_limit * period)}
 
     ready_poll_interval = Float(
         0.05, config=True, help="Seconds between looks at a starting server."
