@@ -25,6 +25,17 @@ host: on the host's network it aborts page loads with ERR_NETWORK_CHANGED whenev
 or removes an interface (tests/support/browser.py), which on a shared engine is several times a
 second. A run whose page load is aborted all the same is done again and counted.
 
+Sign-in to JupyterLab served, beside a stock JupyterHub (the outside anchor, stock_hub.py:
+JupyterHub + DockerSpawner at our hub image's versions, DummyAuthenticator, our single-user
+image), same run, alternated run by run; cold (a new user) and warm (server running), SIGN_IN_RUNS
+each. An HTTP client, a new session (a new browser) each run, times from sending the
+credentials (ours: the ELN's /hub/login?token=…; stock: its login form) until JupyterLab's HTML
+has arrived, through the spawn-pending page as a browser goes. Besides ours: ours with internal
+TLS off (what the mutual TLS between hub, proxy and servers costs) and the baseline (before).
+Each warm figure is split into the sign-in request (ours: the openBIS token check, the token's
+hand-over to the server) and the rest (the OAuth round with the user's server, JupyterLab's
+HTML). Ratio = side / stock.
+
 --load: SIGNED_IN users signed in to the hub (cookies, no servers), CONCURRENT of them doing the
 cold journey at once up to the notebook's HTML and contents API (an HTTP client, no Chromium:
 browsers rendering on this machine's two cores would measure the machine). Prints p50/p95, the
@@ -33,6 +44,7 @@ servers, Docker engine, hub, the rest) per journey; ours, then the baseline (eac
 on the engine while it runs).
 
 Run: .venv/bin/python -m benchmarks.compose_journey [--runs 5] [--baseline-tag latest]
+        [--sign-in-runs 10] [--sign-in-only]
      .venv/bin/python -m benchmarks.compose_journey --load [--signed-in 60] [--concurrent 30]
 (builds this checkout's images when missing, like the tests; a few minutes)
 """
@@ -40,9 +52,11 @@ Run: .venv/bin/python -m benchmarks.compose_journey [--runs 5] [--baseline-tag l
 import argparse
 import asyncio
 import ctypes
+import html
 import json
 import math
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -53,6 +67,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import docker
 from playwright.async_api import TimeoutError as PlaywrightTimeout
@@ -62,6 +77,8 @@ from tests.support.browser import CHROMIUM_ARGS, KERNEL_IDLE
 from tests.support.compose_stack import ELN_ORIGIN, ComposeStack
 from tests.support.eln import eln_new_notebook, eln_notebook
 from tests.support.images import build_images
+
+from .stock_hub import StockHub
 
 DATASET = {
     "permId": {"permId": "20240115093000000-4"},
@@ -350,6 +367,135 @@ async def journeys(sides, runs, chromium):
     report(*sides, runs)
 
 
+# --- sign-in to JupyterLab: ours beside a stock JupyterHub ------------------------------------
+# JupyterHub's spawn-pending page: the browser follows this event stream until the server is
+# ready, then reloads the page (which redirects to the server)
+PROGRESS = re.compile(r'new EventSource\("([^"]+)"\)')
+
+
+@dataclass
+class SignIn:
+    request: float  # the sign-in request: credentials checked, the hub's cookie set
+    total: float  # from sending the credentials until JupyterLab's HTML had arrived
+
+    @property
+    def rest(self):
+        """After the sign-in request: the redirects, the start of a new server (cold), the
+        OAuth round with the user's server, JupyterLab's HTML."""
+        return self.total - self.request
+
+
+class SignInSide:
+    """A hub whose sign-in to JupyterLab is timed from an HTTP client: a new session each run
+    (a new browser), the sign-in sent, redirects followed (through the spawn-pending page as
+    the browser does) until JupyterLab's HTML has arrived. ``prepare`` does what comes before
+    the user sends their credentials (untimed); ``submit`` sends them."""
+
+    def __init__(self, label, hub):
+        self.label = label
+        self.hub = hub
+        self.results = {"cold": [], "warm": []}
+
+    def run(self, user, scenario):
+        http = self.hub.session()
+        submit = self.prepare(http, user, scenario)
+        start = time.perf_counter()
+        answer = submit()
+        request = answer.history[0].elapsed.total_seconds() if answer.history else None
+        while urlsplit(answer.url).path.startswith("/hub/spawn-pending/"):
+            answer = spawned(http, answer)
+        total = time.perf_counter() - start
+        answer.raise_for_status()
+        if urlsplit(answer.url).path != f"/user/{user}/lab":
+            raise RuntimeError(f"{self.label}: {user} ended at {answer.url}")
+        if scenario in self.results:
+            self.results[scenario].append(SignIn(request, total))
+
+
+class OursSignIn(SignInSide):
+    """Our stack: the ELN's link, /hub/login?token=…&next=/user/{id}/lab."""
+
+    def new_user(self, user):
+        self.hub.control.add_user(user, f"{user}-password")
+
+    def prepare(self, http, user, scenario):
+        token = self.hub.login(user)  # the user's openBIS session, there before
+        url = f"{self.hub.url}/hub/login"
+        params = {"token": token, "next": f"/user/{user}/lab"}
+        return lambda: http.get(url, params=params, timeout=330)
+
+
+class StockSignIn(SignInSide):
+    """The stock hub: its login form (loaded before, untimed) sent with a user name and
+    password. ``next``: JupyterLab when the server runs; when not, /hub/spawn first (a stock hub
+    shows a "Launch server" button at JupyterLab's address of a stopped server)."""
+
+    def new_user(self, user):
+        pass  # DummyAuthenticator: every name signs in
+
+    def prepare(self, http, user, scenario):
+        lab = f"/user/{user}/lab"
+        target = lab if scenario == "warm" else f"/hub/spawn/{user}?next={lab}"
+        url = f"{self.hub.url}/hub/login"
+        http.get(url, params={"next": target}, timeout=60).raise_for_status()
+        form = {"username": user, "password": "any", "_xsrf": http.cookies["_xsrf"]}
+        return lambda: http.post(url, params={"next": target}, data=form, timeout=330)
+
+
+def spawned(http, page):
+    """The spawn-pending ``page`` as a browser has it: its progress events until the server is
+    ready (or failed), then the page reloaded."""
+    found = PROGRESS.search(page.text)
+    if not found:
+        raise RuntimeError(f"no progress stream on {page.url}")
+    with http.get(urljoin(page.url, html.unescape(found.group(1))), stream=True, timeout=330) as s:
+        for line in s.iter_lines():
+            if line.startswith(b"data:"):
+                event = json.loads(line[5:])
+                if event.get("ready") or event.get("failed"):
+                    break
+    return http.get(page.url, timeout=330)
+
+
+def sign_ins(sides, runs):
+    """Cold (a new user) and warm (the same user, server running) sign-ins, side after side
+    in each run; then the report, ratios against the first side (the stock hub)."""
+    load = os.getloadavg()[0]
+    for side in sides:
+        side.new_user("signin")
+        side.run("signin", "first")  # starts the warm user's server; warms the side up
+    for i in range(runs):
+        for side in sides:
+            side.new_user(f"signin-cold{i}")
+            side.run(f"signin-cold{i}", "cold")
+    for _ in range(runs):
+        for side in sides:
+            side.run("signin", "warm")
+    report_sign_ins(sides, runs, (load, os.getloadavg()[0]))
+
+
+def report_sign_ins(sides, runs, load):
+    anchor = sides[0]
+    print(
+        f"\nSign-in to JupyterLab served (an HTTP client, a new session each), median of {runs}"
+        f" runs (seconds); ratio = side / {anchor.label}; load average {load[0]:.1f} at the"
+        f" start, {load[1]:.1f} at the end"
+    )
+    print(f"{'':<34}{'cold':>7}{'ratio':>7}{'warm':>8}{'ratio':>7}   warm = sign-in request + rest")
+    for side in sides:
+        cold, warm = side.results["cold"], side.results["warm"]
+        figures = ""
+        for scenario in ("cold", "warm"):
+            here = median(side.results[scenario], "total")
+            figures += f"{here:>7.3f}" if scenario == "cold" else f"{here:>8.3f}"
+            figures += f"{here / median(anchor.results[scenario], 'total'):>7.2f}"
+        print(
+            f"{side.label:<34}{figures}   "
+            f"{median(warm, 'request'):.3f} + {median(warm, 'rest'):.3f}"
+            f"   (cold: {median(cold, 'request'):.3f} + {median(cold, 'rest'):.3f})"
+        )
+
+
 # --- the load run ----------------------------------------------------------------------------
 def signed_in(stack, user):
     """A browser-like HTTP session of ``user`` signed in to the hub with an openBIS session."""
@@ -526,16 +672,23 @@ def image_exists(name):
     )
 
 
-def new_stack(workdir, label, images):
+def new_stack(workdir, label, images, **settings):
     folder = Path(workdir) / label.split()[0]
     folder.mkdir()
-    return ComposeStack(folder, *images)
+    # a CPU limit of every core (no limit in effect; the stock hub's servers get the same):
+    # without one, DockerSpawner sends CpuQuota 0, which the Docker API filter refuses
+    cores = str(os.cpu_count())
+    return ComposeStack(folder, *images, JUPYTERHUB_CPU_LIMIT=cores, **settings)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--baseline-tag", default="latest")
+    parser.add_argument("--sign-in-runs", type=int, default=10)
+    parser.add_argument(
+        "--sign-in-only", action="store_true", help="only the sign-in runs (no browser)"
+    )
     parser.add_argument("--load", action="store_true", help="the load run instead")
     parser.add_argument("--signed-in", type=int, default=60)
     parser.add_argument("--concurrent", type=int, default=30)
@@ -565,11 +718,26 @@ def main():
                 stacks.append(stack)
                 stack.up()
                 sides.append(Side(label, stack, workdir))
-            network = OwnNetwork(workdir, [stack.port for stack in stacks])
-            try:
-                asyncio.run(journeys(sides, args.runs, str(network.executable)))
-            finally:
-                network.close()
+            # the sign-in runs' other two hubs: ours without internal TLS, and the stock one
+            tls_off = new_stack(workdir, "tls-off", ours_images, JUPYTERHUB_INTERNAL_SSL="false")
+            stacks.append(tls_off)
+            tls_off.up()
+            stock = StockHub(workdir, images["hub"], images["singleuser"])
+            stacks.append(stock)
+            stock.up()
+            if not args.sign_in_only:
+                network = OwnNetwork(workdir, [side.stack.port for side in sides])
+                try:
+                    asyncio.run(journeys(sides, args.runs, str(network.executable)))
+                finally:
+                    network.close()
+            sign_in_sides = [
+                StockSignIn("stock JupyterHub + DockerSpawner", stock),
+                OursSignIn("ours", sides[0].stack),
+                OursSignIn("ours, internal TLS off", tls_off),
+                OursSignIn(sides[1].label, sides[1].stack),
+            ]
+            sign_ins(sign_in_sides, args.sign_in_runs)
         except BaseException:
             for stack in stacks:
                 print(f"--- {stack.project}: the hub's log\n{stack.logs()[-6000:]}")

@@ -1,11 +1,13 @@
 """OpenBISDockerSpawner (hub/docker.py): a started server is reported once it listens (real
-sockets on 127.0.0.1); which environment a server runs and the names of its Docker objects.
-No Docker: the engine's answers are stubbed."""
+sockets on 127.0.0.1); which environment a server runs and the names of its Docker objects;
+the certificates' staging container is limited as the user's. No Docker: the engine's answers
+are stubbed."""
 
 import asyncio
 import socket
 from types import SimpleNamespace
 
+import docker
 import pytest
 from openbis_jupyterhub.hub.docker import OpenBISDockerSpawner
 from tornado import web
@@ -138,3 +140,29 @@ def test_named_servers_are_named_as_jupyterhub_requires():
         ("a.", "env-a"),
     ]:
         assert named_server(label) == name and is_valid_safe_slug(name)
+
+
+def test_the_certificates_staging_container_has_the_users_cpu_limit(tmp_path, monkeypatch):
+    """move_certs' container passes the Docker API filter, which requires the configured CPU
+    limit of every container, as DockerSpawner sets it on the user's."""
+    key = tmp_path / "server.key"
+    key.write_text("key")
+    created = []
+
+    async def call(method, *args, **kwargs):
+        if method == "create_container":
+            created.append(kwargs["host_config"])
+            return {"Id": "staging"}
+
+    async def pull_image(image):
+        pass
+
+    spawner = OpenBISDockerSpawner(cpu_limit=1.5, mem_limit="2G")
+    api = docker.APIClient(base_url="unix:///nonexistent", version="1.41")  # never connects
+    monkeypatch.setattr(OpenBISDockerSpawner, "client", property(lambda self: api))
+    spawner.docker, spawner.pull_image = call, pull_image
+    spawner.format_volume_name = lambda name, spawner: name
+    monkeypatch.setattr(OpenBISDockerSpawner, "container_name", "jupyter-jdoe")
+    asyncio.run(spawner.move_certs({"keyfile": str(key)}))
+    [host_config] = created
+    assert (host_config["CpuPeriod"], host_config["CpuQuota"]) == (100_000, 150_000)

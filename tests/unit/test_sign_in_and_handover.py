@@ -157,6 +157,51 @@ def test_a_password_becomes_a_new_openbis_session():
     run(test)
 
 
+class OpenBISAskedAtOnce(web.RequestHandler):
+    """An openBIS that answers a token's two questions only once both have arrived (a hub
+    asking one after the other gets a JSON-RPC error); ``state["active"]`` is its answer to
+    isSessionActive, and the session is always JDoe's."""
+
+    def initialize(self, state):
+        self.state = state
+
+    async def post(self):
+        call = json.loads(self.request.body)
+        self.state["asked"].append(call["method"])
+        if len(self.state["asked"]) % 2 == 0:
+            self.state["both"].set()
+        try:
+            await asyncio.wait_for(self.state["both"].wait(), 5)
+        except TimeoutError:
+            return self.finish({"jsonrpc": "2.0", "id": call["id"], "error": {"message": "one"}})
+        results = {
+            "isSessionActive": self.state["active"],
+            "getSessionInformation": {"userName": "JDoe"},
+        }
+        self.finish({"jsonrpc": "2.0", "id": call["id"], "result": results[call["method"]]})
+
+
+def test_a_token_is_checked_with_both_questions_at_once():
+    """One round trip to openBIS per sign-in: isSessionActive and getSessionInformation go out
+    together, and the session's owner counts only when openBIS says the session is active."""
+
+    async def main():
+        state = {"asked": [], "both": asyncio.Event(), "active": True}
+        url, openbis = await serve(
+            web.Application([(AS_V3_PATH, OpenBISAskedAtOnce, {"state": state})])
+        )
+        try:
+            authenticator = OpenBISAuthenticator(openbis_url=url)
+            assert (await sign_in(authenticator, {"token": "JDoe-1"}))[0]["name"] == "JDoe"
+            assert sorted(state["asked"]) == ["getSessionInformation", "isSessionActive"]
+            state.update(both=asyncio.Event(), active=False)  # logged out since
+            assert (await sign_in(authenticator, {"token": "JDoe-1"}))[0] is None
+        finally:
+            openbis.stop()
+
+    asyncio.run(main())
+
+
 def test_openbis_down_is_told_apart_from_a_refused_token():
     async def test(openbis_url, server_url, sessions, received, answers):
         # the user server's address answers no JSON-RPC: openBIS "did not answer" (503)

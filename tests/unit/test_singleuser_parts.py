@@ -3,9 +3,11 @@ the token file, Docker names of odd openBIS user ids, the launcher, kernels star
 
 import asyncio
 import json
+import ssl
 import stat
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -17,6 +19,8 @@ from openbis_jupyterhub.singleuser import kernel_name, save_token
 from openbis_jupyterhub.singleuser.data_cli import parse_args
 from openbis_jupyterhub.singleuser.session_hint import is_session_expired
 from openbis_jupyterhub.singleuser.sessions import OpenBISSessionManager
+
+from openbis_double.certs import create_certificates
 
 
 @pytest.mark.parametrize(
@@ -104,6 +108,43 @@ def test_the_launcher_refuses_to_come_after_jupyterhub():
     code = "import jupyterhub; from openbis_jupyterhub.singleuser import launch; launch.main()"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "imported before the launcher" in out.stderr
+
+
+def test_the_servers_requests_to_the_hub_share_one_tls_context(tmp_path, monkeypatch):
+    """With internal TLS, the server's requests to the hub API (HubAuth: each sign-in's OAuth
+    code exchange and user look-up) go out with one SSL context, made once from the server's
+    certificate files, which verifies the hub's certificate against the internal CA."""
+    from jupyterhub.services import auth
+    from openbis_jupyterhub.singleuser import launch
+
+    cert, key, ca = create_certificates(tmp_path, [])
+    monkeypatch.setattr(auth, "make_ssl_context", auth.make_ssl_context)  # undone after the test
+    launch.one_ssl_context_per_certificate()
+    sent = []
+
+    async def fetch(url, **kwargs):
+        sent.append(kwargs["ssl"])
+
+        async def text():
+            return json.dumps({"name": "JDoe"})
+
+        return SimpleNamespace(status=200, text=text)
+
+    monkeypatch.setattr(auth, "fetch", fetch)
+    hub_auth = auth.HubAuth(
+        api_token="server-token",
+        api_url="https://hub:8081/hub/api",
+        certfile=str(cert),
+        keyfile=str(key),
+        client_ca=str(ca),
+    )
+    for token in ("first", "second"):
+        assert hub_auth.user_for_token(token, use_cache=False) == {"name": "JDoe"}
+    first, second = sent
+    assert first is second
+    assert first.verify_mode == ssl.CERT_REQUIRED and first.check_hostname
+    trusted = [dict(rdn[0] for rdn in c["subject"]) for c in first.get_ca_certs()]
+    assert any(c.get("commonName") == "openBIS test double CA" for c in trusted)
 
 
 def test_a_page_asking_while_the_notebooks_kernel_starts_joins_it(tmp_path):

@@ -206,6 +206,7 @@ class OpenBISDockerSpawner(DockerSpawner):
             binds={volume: {"bind": CERTS_DIR, "mode": "rw"}},
             network_mode=self.network_name,
             mem_limit=self.mem_limit,
+            **self._cpu_limit(),
             **self.extra_host_config,
         )
         staging = await self.docker(
@@ -262,6 +263,13 @@ class OpenBISDockerSpawner(DockerSpawner):
         if self.home_size:
             await self.create_home_volume()
         return await super().create_object()
+
+    def _cpu_limit(self) -> dict:
+        """The CPU fields DockerSpawner puts on the user's container (create_object)."""
+        if self.cpu_limit is None:
+            return {}
+        period = self.extra_host_config.get("cpu_period", 100_000)
+        return {"cpu_period": period, "cpu_quota": int(self.cpu_limit * period)}
 
     ready_poll_interval = Float(
         0.05, config=True, help="Seconds between looks at a starting server."

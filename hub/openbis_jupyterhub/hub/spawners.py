@@ -58,6 +58,7 @@ SPAWNERS = {
         "openbis-slurm",
         "on Slurm user servers are kept apart by JupyterHub's tokens; the server's key would "
         "have to reach the job through the user's home (deploy/slurm/README.md)",
+        "environment versions run as named servers of DockerSpawner only",
     ),
 }
 

@@ -29,8 +29,19 @@ here: it imports all of JupyterHub): it picks a free port, tells the hub
 (``POST {JUPYTERHUB_API_URL}/batchspawner {"port": N}``, batchspawner's API, with the server's
 own API token) and puts the port into ``JUPYTERHUB_SERVICE_URL``. tests/unit/
 test_singleuser_parts.py checks that this is still the request batchspawner's wrapper makes.
+
+With internal TLS, the server's requests to the hub API (``HubAuth``: the OAuth code exchange
+and the user look-up of every sign-in, each token check it has not cached) go out with one SSL
+context per certificate, made on first use. JupyterHub makes a new one for each request, which
+loads the system's CAs and the server's key every time: ~40 ms per request on a busy two-core
+host, two of them in every sign-in (issue 23; ``benchmarks.compose_journey`` shows it). The
+context is the same either way (the same files, which stay as they are for the server's life:
+DockerSpawner mounts them read-only at its start); only the loading goes. Upstream's own fix
+would be a cached context in ``HubAuth``, as ``jupyterhub.singleuser``'s own client to the hub
+already has (``hub_http_client_opts``).
 """
 
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -97,9 +108,17 @@ def report_port(environ=os.environ) -> int | None:
     return port
 
 
+def one_ssl_context_per_certificate():
+    """``HubAuth``'s requests to the hub reuse the SSL context of their certificate files."""
+    from jupyterhub.services import auth
+
+    auth.make_ssl_context = functools.lru_cache(auth.make_ssl_context)
+
+
 def main():
     report_port()
     without_hub_code()
+    one_ssl_context_per_certificate()
     from jupyterhub.singleuser import main as singleuser_main
 
     return singleuser_main()
