@@ -675,10 +675,7 @@ def image_exists(name):
 def new_stack(workdir, label, images, **settings):
     folder = Path(workdir) / label.split()[0]
     folder.mkdir()
-    # a CPU limit of every core (no limit in effect; the stock hub's servers get the same):
-    # without one, DockerSpawner sends CpuQuota 0, which the Docker API filter refuses
-    cores = str(os.cpu_count())
-    return ComposeStack(folder, *images, JUPYTERHUB_CPU_LIMIT=cores, **settings)
+    return ComposeStack(folder, *images, **settings)
 
 
 def main():

@@ -8,10 +8,9 @@ user name and password sign in). Same versions as ours: it runs our hub image (J
 DockerSpawner and configurable-http-proxy at our pins) with none of our code in its
 configuration, and spawns our single-user image with DockerSpawner's defaults (so without our
 hardening, internal TLS or token hand-over). Like ours, it serves HTTPS on 127.0.0.1 with a
-certificate of a throw-away CA and gives each server the same memory and CPU limits.
+certificate of a throw-away CA and gives each server the same memory limit.
 """
 
-import os
 import subprocess
 import time
 import uuid
@@ -40,7 +39,6 @@ c.DockerSpawner.volumes = {{"{project}-user-{{username}}": "/home/jovyan"}}
 c.DockerSpawner.notebook_dir = "/home/jovyan"
 c.DockerSpawner.remove = True
 c.DockerSpawner.mem_limit = "2G"
-c.DockerSpawner.cpu_limit = {cores}
 c.Spawner.default_url = "/lab"
 """
 
@@ -55,11 +53,7 @@ class StockHub:
         self.hub = f"{self.project}-hub"
         (self.folder / "jupyterhub_config.py").write_text(
             CONFIG.format(
-                hub=self.hub,
-                image=singleuser_image,
-                network=self.project,
-                project=self.project,
-                cores=os.cpu_count(),
+                hub=self.hub, image=singleuser_image, network=self.project, project=self.project
             )
         )
         self.hub_image = hub_image
