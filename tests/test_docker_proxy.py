@@ -123,16 +123,22 @@ def api_version():
 
 def spawner_body(image, name=NAME) -> dict:
     """What OpenBISDockerSpawner sends for JDoe's container (or the certificates' staging
-    container) with this module's settings (tests/support/spawner_requests.py), running
-    ``sleep`` instead of the server (no hub to talk to here)."""
-    env = {"OPENBIS_URL": "https://o.example.org", **filter_env(image)}
-    params, body = sent_by_spawner(tuple(env.items()))[
-        "staging" if name.endswith(".certs") else "create"
-    ]  # noqa: E501
+    container, or JDoe's named server ``NAMED`` of the kept image) with this module's settings
+    (tests/support/spawner_requests.py), running ``sleep`` instead of the server (no hub to
+    talk to here)."""
+    env = tuple({"OPENBIS_URL": "https://o.example.org", **filter_env(base(image))}.items())
+    named = name.removesuffix(".certs") == NAMED
+    sent = sent_by_spawner(env, "env-2026-06", image) if named else sent_by_spawner(env)
+    params, body = sent["staging" if name.endswith(".certs") else "create"]
     assert params == {"name": name}
     body = json.loads(json.dumps(body))
     body["Cmd"] = ["sleep", "600"]
     return body
+
+
+def base(image):
+    """The current image, given it or the kept one (``kept``)."""
+    return image.removesuffix("-old")
 
 
 def ours(image) -> list[dict]:
