@@ -3,7 +3,6 @@ data-root is not on XFS with project quotas: it cannot enforce JUPYTERHUB_HOME_S
 hub must refuse to start, and a home must never be created without the bound. (The enforced
 path needs an XFS data-root mounted with pquota; docs/admin-guide.md, "Disk".)"""
 
-import asyncio
 import logging
 import uuid
 
@@ -12,6 +11,7 @@ import pytest
 from openbis_jupyterhub.hub.docker import OpenBISDockerSpawner
 from traitlets.config import Config
 
+from tests.support.spawner_requests import run_apart
 from tests.unit.test_swarm import User
 
 pytestmark = pytest.mark.docker
@@ -58,14 +58,14 @@ def spawner(prefix: str) -> OpenBISDockerSpawner:
 def test_a_new_home_is_never_created_without_its_bound(engine, prefix):
     """Even past the hub's check (an engine changed since): the server does not start."""
     with pytest.raises(docker.errors.APIError, match="no quota support"):
-        asyncio.run(spawner(prefix).create_home_volume())
+        run_apart(spawner(prefix).create_home_volume())
     assert not engine.volumes(filters={"name": prefix})["Volumes"]
 
 
 def test_a_home_from_before_the_setting_is_reported_unbounded(engine, prefix, caplog):
     engine.create_volume(f"{prefix}-4a-44oe")  # JDoe's home, made without a size
     with caplog.at_level(logging.WARNING):
-        volume = asyncio.run(spawner(prefix).create_home_volume())
+        volume = run_apart(spawner(prefix).create_home_volume())
     assert volume["Name"] == f"{prefix}-4a-44oe" and not volume["Options"]
     assert (
         f"JDoe's home volume {prefix}-4a-44oe was created without a size limit "

@@ -5,6 +5,7 @@ unit tests and the real-engine bypass test."""
 import asyncio
 import functools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from unittest import mock
 
@@ -42,6 +43,13 @@ class Recorder(docker.APIClient):
         pass
 
 
+def run_apart(coroutine):
+    """``asyncio.run(coroutine)`` in a thread of its own: in a session that used Playwright's
+    sync API, the test's thread already has an event loop running."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 @functools.cache
 def sent_by_spawner(env: tuple[tuple[str, str], ...], server="", image=None) -> dict:
     """What OpenBISDockerSpawner sends for JDoe with the settings ``env`` (environment items;
@@ -61,9 +69,9 @@ def sent_by_spawner(env: tuple[tuple[str, str], ...], server="", image=None) -> 
     spawner.image = image or spawner.image
     recorder = Recorder()
     with mock.patch.object(hub_docker.OpenBISDockerSpawner, "_client", recorder):
-        asyncio.run(spawner.create_object())
+        run_apart(spawner.create_object())
         paths = {"keyfile": __file__, "cafile": __file__}  # any readable files
-        asyncio.run(spawner.move_certs(paths))
+        run_apart(spawner.move_certs(paths))
     (_, _, create), (_, _, staging), (_, _, archive) = recorder.sent
     assert create["headers"]["Content-Type"] == "application/json"
     return {

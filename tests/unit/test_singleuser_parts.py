@@ -178,3 +178,17 @@ def test_kernel_name_of_a_notebook():
     assert kernel_name(nbformat.writes(nbformat.v4.new_notebook()).encode()) is None
     assert kernel_name(b"not json") is None
     assert kernel_name(b'{"metadata": {"kernelspec": {"name": 3}}}') is None
+
+
+def test_an_analysis_recorded_before_r_and_octave_is_compared_on_python_only():
+    from openbis_jupyterhub.singleuser.lab_api import compare_environments
+
+    saved = {"python": "3.11.2", "image": "i", "packages": {"numpy": "1.26.4"}}
+    current = {**saved, "r": {"version": "4.2.2", "packages": {"ggplot2": "3.4.1"}}}
+    report = compare_environments(saved, current)
+    assert report["added"] == [] and report["changed"] == [] and report["missing"] == []
+    recorded = {**saved, "r": None}  # a notebook's record: it had no R then
+    assert [a["name"] for a in compare_environments(recorded, current)["added"]] == [
+        "R",
+        "R ggplot2",
+    ]

@@ -617,6 +617,9 @@ def _image(env: dict) -> str:
 
 
 def compare_environments(saved: dict, current: dict) -> dict:
+    # a record from before R and Octave were recorded (the panel's requirements.txt) says
+    # nothing of them: compared on what it recorded, not shown every R package as new
+    current = {k: v for k, v in current.items() if k not in ("r", "octave") or k in saved}
     old, new = _all_packages(saved), _all_packages(current)
     same_image = (
         saved.get("imageId") == current.get("imageId")
