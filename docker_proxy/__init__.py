@@ -401,9 +401,11 @@ def check_create(rules: Rules, name: str, config: dict) -> dict:
             raise Refused(f"{where} must be a numeric uid:gid, neither 0, not {value!r}")
 
     def check_tmpfs(value, where):
-        options = set((value or {}).get("/tmp", "").split(",")) if isinstance(value, dict) else ()  # noqa: S108
         needed = {"rw", "nosuid", "nodev", f"size={rules.tmp_size}"}
-        if list(value) != ["/tmp"] or not needed <= options <= needed | {"mode=1777"}:  # noqa: S108
+        allowed = needed | {"mode=1777"}
+        only_tmp = isinstance(value, dict) and list(value) == ["/tmp"]  # noqa: S108
+        options = value["/tmp"] if only_tmp else None  # noqa: S108
+        if type(options) is not str or not needed <= set(options.split(",")) <= allowed:
             raise Refused(f"{where} must be /tmp with {sorted(needed)}")
 
     def check_caps(value, where):

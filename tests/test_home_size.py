@@ -11,8 +11,8 @@ import pytest
 from openbis_jupyterhub.hub.docker import OpenBISDockerSpawner
 from traitlets.config import Config
 
+from tests.support.spawner_manifests import User
 from tests.support.spawner_requests import run_apart
-from tests.unit.test_swarm import User
 
 pytestmark = pytest.mark.docker
 

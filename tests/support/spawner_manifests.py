@@ -28,9 +28,10 @@ from traitlets.config.loader import PyFileConfigLoader
 
 
 class User:
-    """What a spawner and ``pre_spawn_start`` read of ``jupyterhub.user.User``."""
+    """What a spawner and ``pre_spawn_start`` read of ``jupyterhub.user.User`` (the Kubernetes,
+    Swarm, Slurm and Docker spawners' tests)."""
 
-    def __init__(self, name, user_id):
+    def __init__(self, name, user_id=1):
         self.name = name
         self.id = user_id
         self.escaped_name = name

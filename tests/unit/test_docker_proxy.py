@@ -279,6 +279,8 @@ def test_what_a_user_container_must_have_is_required(body):
         {"PidsLimit": True},
         {"ReadonlyRootfs": False},
         {"Tmpfs": {"/tmp": "rw,size=1G"}},
+        {"Tmpfs": {"/tmp": 5}},
+        {"Tmpfs": "/tmp"},
         {"Tmpfs": {"/tmp": "rw,nosuid,nodev,size=1G,mode=1777,exec"}},
         {"Tmpfs": {"/tmp": "rw,nosuid,nodev,size=100G,mode=1777"}},
         {"Tmpfs": {"/tmp": "rw,nosuid,nodev,size=1G,mode=1777", "/etc": "rw"}},

@@ -20,6 +20,8 @@ from openbis_jupyterhub.hub import slurm
 from tornado import web
 from traitlets.config import PyFileConfigLoader
 
+from tests.support.spawner_manifests import User
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -107,16 +109,6 @@ def test_batchspawner_is_the_pinned_release_and_its_api_handler_is_replaced():
 
 
 # --- the job ---------------------------------------------------------------------------------
-class User:
-    """What a spawner asks of its JupyterHub user."""
-
-    def __init__(self, name):
-        self.name = name
-        self.id = 1
-        self.url = f"/user/{name}/"
-        self.groups = []
-
-
 def spawner_for(monkeypatch, tmp_path, user="JDoe", account_map="", **env):
     """The spawner our hub (hub/jupyterhub_config.py) would make for ``user``."""
     if account_map:

@@ -12,20 +12,12 @@ from jupyterhub.objects import Server
 from openbis_jupyterhub.hub import swarm
 from traitlets.config.loader import PyFileConfigLoader
 
+from tests.support.spawner_manifests import User
+
 REPO = Path(__file__).resolve().parents[2]
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # openBIS user ids are at most 50 characters; escaping makes each special one three
 LONG_ID = "Alice.Marie-Louise.Smith-Johnson@biol.ethz.ch"
-
-
-class User:
-    """What the spawner reads of ``jupyterhub.user.User``."""
-
-    def __init__(self, name):
-        self.name = name
-        self.id = 1
-        self.url = f"/user/{name}/"
-        self.groups = []
 
 
 def spawner_for(monkeypatch, tmp_path, user, **env):
