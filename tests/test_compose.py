@@ -332,11 +332,33 @@ class Watched:
         self.network = NetworkChanges(self.context)
         self.page = self.context.new_page()
         self.running = []
-        self.page.on("websocket", lambda ws: ws.on("close", self._closed))
+        self.kernels = set()  # the kernels the page is connected to
+        self.page.on("websocket", self._websocket)
 
-    def _closed(self, _):
+    def _websocket(self, websocket):
+        kernel = re.search(r"/api/kernels/([^/?]+)/channels", websocket.url)
+        if kernel:
+            websocket.on("framereceived", lambda frame: self._received(kernel[1], frame))
+        websocket.on("close", lambda _: self._closed(kernel and kernel[1]))
+
+    def _received(self, kernel, frame):
+        # JupyterLab's kernel connection is up once the kernel answered its kernel_info_request
+        if "kernel_info_reply" in (frame if isinstance(frame, str) else frame.decode("latin-1")):
+            self.kernels.add(kernel)
+
+    def _closed(self, kernel):
+        self.kernels.discard(kernel)
         if self.running:
             self.network.aborted.append("kernel websocket")
+
+    def has_kernel_of(self, stack, token, path):
+        """The page is connected to a kernel of JDoe's notebook at ``path``: JupyterLab's
+        execution indicator says idle already before, and a Run All then runs nothing (the
+        prompts stay empty). JupyterLab may start a session of its own for the notebook beside
+        the one the server started, so any of the notebook's kernels."""
+        if not self.kernels:
+            return False
+        return any(kernel in self.kernels for kernel, _ in kernels_of(stack, token, "JDoe", path))
 
     def load(self, url, ready, timeout=120_000):
         self.network.load(self.page, lambda first: self.page.goto(url), ready, timeout)
@@ -381,8 +403,12 @@ def test_run_all_saves_the_outputs_and_the_plot_into_openbis(
     link = eln_link(stack, token, f"/user/JDoe/{ui}/{folder}/{name}")
     watched = Watched(hub_browser)
     page, idle = watched.page, watched.page.locator(KERNEL_IDLE)
+
+    def ready():
+        return idle.is_visible() and watched.has_kernel_of(stack, admin_token, written["path"])
+
     try:
-        watched.load(link, idle.is_visible)
+        watched.load(link, ready)
         replace_source(page, page.locator(".jp-CodeCell", has_text=TOKEN_PLACEHOLDER), NO_TOKEN)
         process = page.locator(".jp-MarkdownCell", has_text="Process your data here")
         replace_source(page, process.locator("xpath=following-sibling::div[1]"), PLOT)
@@ -393,9 +419,7 @@ def test_run_all_saves_the_outputs_and_the_plot_into_openbis(
             time.sleep(0.5)
 
         before = len(stack.control.created_datasets())
-        created = watched.run_all_until(
-            lambda: stack.control.created_datasets()[before:], idle.is_visible
-        )
+        created = watched.run_all_until(lambda: stack.control.created_datasets()[before:], ready)
         errors = page.locator(".jp-OutputArea-output[data-mime-type*=error]").all_inner_texts()
         assert created, f"Run All did not save the analysis: errors {errors[:2]}"
         # what the scientist saw: the plot
@@ -444,18 +468,18 @@ def test_widgets_saved_from_the_panel_show_in_the_html(compose_stack, admin_toke
                                     "language": "python"}},
         "nbformat": 4, "nbformat_minor": 5,
     }  # fmt: skip
-    headers = {"Authorization": f"token {admin_token}"}
-    for path, body in [
+    headers, path = {"Authorization": f"token {admin_token}"}, "widgets/slider.ipynb"
+    for file, body in [
         ("widgets", {"type": "directory"}),
-        ("widgets/slider.ipynb", {"type": "notebook", "content": notebook}),
+        (path, {"type": "notebook", "content": notebook}),
     ]:
         answer = requests.put(
-            f"{stack.url}/user/JDoe/api/contents/{path}", json=body, headers=headers,
+            f"{stack.url}/user/JDoe/api/contents/{file}", json=body, headers=headers,
             verify=stack.ca_file, timeout=60,
         )  # fmt: skip
         assert answer.status_code in (200, 201), answer.text
-    # its kernel started as the ELN's notebooks have theirs: the page joins it
-    session = {"path": "widgets/slider.ipynb", "type": "notebook", "kernel": {"name": "python3"}}
+    # its kernel started as the ELN's notebooks have theirs
+    session = {"path": path, "type": "notebook", "kernel": {"name": "python3"}}
     answer = requests.post(
         f"{stack.url}/user/JDoe/api/sessions", json=session, headers=headers,
         verify=stack.ca_file, timeout=60,
@@ -463,15 +487,15 @@ def test_widgets_saved_from_the_panel_show_in_the_html(compose_stack, admin_toke
     assert answer.status_code == 201, answer.text
     token = stack.login("JDoe")
     watched = Watched(hub_browser, viewport={"width": 1400, "height": 900})
-    page, idle = watched.page, watched.page.locator(KERNEL_IDLE)
+    page = watched.page
     link = eln_link(stack, token, "/user/JDoe/lab/tree/widgets/slider.ipynb")
     before = len(stack.control.created_datasets())
     # JupyterLab reopens the tabs of the user's last visit too (the ELN notebook of the Run All
-    # test): Run All once slider.ipynb is the tab in front and its kernel is idle
+    # test): Run All once slider.ipynb is the tab in front and the page has its kernel
     in_front = page.locator(".lm-DockPanel-tabBar .lm-mod-current", has_text="slider.ipynb")
 
     def ready():
-        return in_front.count() == 1 and idle.filter(visible=True).count() == 1
+        return in_front.count() == 1 and watched.has_kernel_of(stack, admin_token, path)
 
     try:
         watched.load(link, ready)
