@@ -111,7 +111,7 @@ def hub(cluster, double, image_dir, accounts):
         cluster,
         double,
         image_dir,
-        cluster.root / "etc" / "accounts",
+        JUPYTERHUB_SLURM_ACCOUNT_MAP=str(cluster.root / "etc" / "accounts"),
         JUPYTERHUB_SLURM_PARTITIONS="debug,small",
         JUPYTERHUB_SLURM_POLL_INTERVAL="2",
         JUPYTERHUB_MEM_LIMIT="1G",

@@ -381,7 +381,7 @@ def hub_venv() -> Path:
     return venv / "bin"
 
 
-def start_slurm_hub(cluster, double, image_dir, account_map: Path, **settings):
+def start_slurm_hub(cluster, double, image_dir, **settings):
     """The hub of deploy/slurm/README.md, as the cluster's hub user from ``hub_venv()``,
     spawning on ``cluster`` (hub/jupyterhub_config.py unchanged, JUPYTERHUB_SPAWNER=slurm);
     ``settings`` add to or replace the ones here. Returns the started JupyterHubProcess."""
@@ -399,7 +399,6 @@ def start_slurm_hub(cluster, double, image_dir, account_map: Path, **settings):
         SLURM_CONF=str(cluster.conf),
         JUPYTERHUB_SPAWNER="slurm",
         JUPYTERHUB_SLURM_IMAGE=str(image_dir),
-        JUPYTERHUB_SLURM_ACCOUNT_MAP=str(account_map),
         JUPYTERHUB_SLURM_BINDS=",".join(cluster.binds),
         # user servers on the compute nodes reach the hub's API at its cluster address
         JUPYTERHUB_HUB_IP=HOST_IP,
