@@ -387,6 +387,18 @@ def start_slurm_hub(cluster, double, image_dir, **settings):
     ``settings`` add to or replace the ones here. Returns the started JupyterHubProcess."""
     workdir = cluster.root / "hub"  # the hub user's home, theirs only
     venv_bin = hub_venv()
+    env = {
+        "HOME": str(workdir),
+        "PATH": f"{venv_bin}:{os.environ['PATH']}",
+        "SLURM_CONF": str(cluster.conf),
+        "JUPYTERHUB_SPAWNER": "slurm",
+        "JUPYTERHUB_SLURM_IMAGE": str(image_dir),
+        "JUPYTERHUB_SLURM_BINDS": ",".join(cluster.binds),
+        # user servers on the compute nodes reach the hub's API at its cluster address
+        "JUPYTERHUB_HUB_IP": HOST_IP,
+        "JUPYTERHUB_HUB_CONNECT_IP": HOST_IP,
+        **settings,
+    }
     return JupyterHubProcess(
         workdir,
         double.url,
@@ -394,14 +406,5 @@ def start_slurm_hub(cluster, double, image_dir, **settings):
         local_spawner=False,
         user=cluster.hub_user,
         venv_bin=venv_bin,
-        HOME=str(workdir),
-        PATH=f"{venv_bin}:{os.environ['PATH']}",
-        SLURM_CONF=str(cluster.conf),
-        JUPYTERHUB_SPAWNER="slurm",
-        JUPYTERHUB_SLURM_IMAGE=str(image_dir),
-        JUPYTERHUB_SLURM_BINDS=",".join(cluster.binds),
-        # user servers on the compute nodes reach the hub's API at its cluster address
-        JUPYTERHUB_HUB_IP=HOST_IP,
-        JUPYTERHUB_HUB_CONNECT_IP=HOST_IP,
-        **settings,
+        **env,
     ).start()
