@@ -7,9 +7,11 @@ cluster address.
 
 The tests share one cluster and hub and run in file order, as a day on the cluster goes: the
 ELN journey starts a job on node2, the notebook fetches and saves back with pyBIS, a new
-token reaches the running job, an account-less user gets a page, a job held by a full
-partition shows Slurm's reason, scancel is noticed and the next link starts a new job, and
-nothing is left running at the end. Needs root (namespaces, daemons, users).
+token reaches the running job, sbatch and squeue work from the notebook and a Dask computation
+runs on two worker jobs of the user's account (its dashboard through the user's server), an
+account-less user gets a page, a job held by a full partition shows Slurm's reason, scancel
+is noticed and the next link starts a new job, and nothing is left running at the end. Needs
+root (namespaces, daemons, users).
 """
 
 import hashlib
@@ -33,14 +35,13 @@ from tests.support.eln import (
     run_eln_notebook,
     seed_notebook,
 )
-from tests.support.hubprocess import JupyterHubProcess
 from tests.support.jupyter_api import KernelSession
 from tests.support.slurm_cluster import (
     HOST_IP,
     NODE2_IP,
     SlurmCluster,
     charliecloud_image,
-    hub_venv,
+    start_slurm_hub,
 )
 
 pytestmark = [
@@ -106,28 +107,15 @@ def accounts(cluster, double):
 
 @pytest.fixture(scope="module")
 def hub(cluster, double, image_dir, accounts):
-    workdir = cluster.root / "hub"  # the hub user's home, theirs only
-    venv_bin = hub_venv()
-    hub = JupyterHubProcess(
-        workdir,
-        double.url,
-        double.ca_file,
-        local_spawner=False,
-        user=cluster.hub_user,
-        venv_bin=venv_bin,
-        HOME=str(workdir),
-        PATH=f"{venv_bin}:{os.environ['PATH']}",
-        SLURM_CONF=str(cluster.conf),
-        JUPYTERHUB_SPAWNER="slurm",
-        JUPYTERHUB_SLURM_IMAGE=str(image_dir),
+    hub = start_slurm_hub(
+        cluster,
+        double,
+        image_dir,
         JUPYTERHUB_SLURM_ACCOUNT_MAP=str(cluster.root / "etc" / "accounts"),
         JUPYTERHUB_SLURM_PARTITIONS="debug,small",
         JUPYTERHUB_SLURM_POLL_INTERVAL="2",
         JUPYTERHUB_MEM_LIMIT="1G",
-        # user servers on the compute nodes reach the hub's API at its cluster address
-        JUPYTERHUB_HUB_IP=HOST_IP,
-        JUPYTERHUB_HUB_CONNECT_IP=HOST_IP,
-    ).start()
+    )
     hub.double = double
     try:
         yield hub
@@ -270,6 +258,110 @@ def test_a_new_token_reaches_the_job_and_no_token_is_in_slurm(hub, cluster, acco
     for old_or_new in (journey[2], token):
         for where, text in seen.items():
             assert old_or_new not in text, f"an openBIS token in {where}"
+
+
+# --- 3b. sbatch, squeue and scancel from the notebook, as the account --------------------------
+def test_sbatch_and_squeue_work_from_the_notebook(hub, cluster, accounts, journey):
+    account = accounts["JDoe"]
+    home = cluster.homes / account
+    kernel = KernelSession(f"{hub.url}/user/JDoe/", hub.api_token, path=FOLDER)
+    try:
+        # ch-run shows the home at /home/ACCOUNT; the node has it where the cluster keeps it
+        output, error = kernel.execute(
+            "import subprocess\n"
+            "def slurm(*args):\n"
+            "    done = subprocess.run(args, capture_output=True, text=True, timeout=30)\n"
+            "    assert done.returncode == 0, done.stderr\n"
+            "    return done.stdout.strip()\n"
+            f"job = slurm('sbatch', '--parsable', '-p', 'dask', '--chdir', '{home}',"
+            " '--wrap', 'echo from $SLURM_JOB_ID on $(hostname); sleep 300')\n"
+            "print(job, slurm('squeue', '-h', '-j', job, '-o', '%u'))"
+        )
+        assert error is None, error
+        job, user = output.split()
+        assert user == account
+        assert [j["user"] for j in cluster.jobs() if j["id"] == job] == [account]
+        log = home / f"slurm-{job}.out"
+        wait_until(lambda: log.exists() and log.read_text().strip(), "the job's output")
+        assert log.read_text().split()[:3] == ["from", job, "on"]
+        output, error = kernel.execute(f"print(slurm('scancel', '{job}') or 'cancelled')")
+        assert error is None and output.strip() == "cancelled", error
+    finally:
+        kernel.shutdown()
+    wait_until(lambda: all(j["id"] != job for j in cluster.jobs()), "the job cancelled")
+
+
+# --- 3c. Dask's SLURMCluster: two worker jobs of the account compute; the dashboard opens --------
+def test_a_dask_computation_runs_on_two_worker_jobs(hub, cluster, accounts, journey):
+    account = accounts["JDoe"]
+    [server_job] = cluster.jobs(account)
+    kernel = KernelSession(f"{hub.url}/user/JDoe/", hub.api_token, path=FOLDER)
+    try:
+        # the notebook's code as a user writes it: no paths, no addresses, Dask's defaults
+        output, error = kernel.execute(
+            "import os\n"
+            "from dask.distributed import Client\n"
+            "from dask_jobqueue import SLURMCluster\n"
+            "cluster = SLURMCluster(queue='dask', cores=1, memory='1GB')\n"
+            "cluster.scale(jobs=2)\n"
+            "client = Client(cluster)\n"
+            "client.wait_for_workers(2, timeout=240)\n"
+            "total = client.submit(sum, range(1_000_000)).result()\n"
+            "jobs = client.run(lambda: os.environ['SLURM_JOB_ID'])\n"
+            "print(total, client.dashboard_link, *sorted(jobs.values()))",
+            timeout=300,
+        )
+        assert error is None, error
+        total, link, *worker_jobs = output.split()
+        assert int(total) == sum(range(1_000_000))
+        # each worker is a job of its own, the account's, beside the server's
+        workers = [j for j in cluster.jobs(account) if j["id"] != server_job["id"]]
+        assert sorted(j["id"] for j in workers) == worker_jobs
+        assert {(j["state"], j["user"]) for j in workers} == {("RUNNING", account)}
+        # the dashboard, through the user's server
+        assert link.startswith("/user/JDoe/proxy/") and link.endswith("/status")
+        dashboard = requests.get(
+            f"{hub.url}{link}", headers={"Authorization": f"token {hub.api_token}"}, timeout=60
+        )
+        assert dashboard.status_code == 200 and "Dask" in dashboard.text
+        # no openBIS token in the workers' jobs (scripts, Slurm's records) or processes
+        tokens = [journey[2], (cluster.homes / account / ".pybis" / f"{HOST_IP}.token").read_text()]
+        seen = {"squeue": cluster.slurm("squeue", "-a", "-o", "%all")}
+        for job in worker_jobs:
+            seen[f"scontrol show job {job}"] = cluster.slurm("scontrol", "show", "job", "-dd", job)
+            seen[f"script of {job}"] = cluster.slurm(
+                "scontrol", "write", "batch_script", job, "-", user=account
+            )
+        worker_pids = dask_workers(cluster, account)
+        assert len(worker_pids) == 2, worker_pids
+        for pid in worker_pids:
+            seen[f"environment of worker {pid}"] = (
+                Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+            )
+        for token in tokens:
+            for where, text in seen.items():
+                assert token not in text, f"an openBIS token in {where}"
+        output, error = kernel.execute("client.close(); cluster.close(); print('closed')")
+        assert error is None and output.strip() == "closed", error
+    finally:
+        kernel.shutdown()
+    # nothing left: the server's job alone, no worker process on either node
+    wait_until(
+        lambda: [j["id"] for j in cluster.jobs(account)] == [server_job["id"]],
+        "the worker jobs ended",
+        timeout=60,
+    )
+    wait_until(
+        lambda: not dask_workers(cluster, account),
+        "no worker process left",
+        timeout=30,
+    )
+
+
+def dask_workers(cluster, account) -> list[int]:
+    """PIDs of the account's Dask worker processes, on either node."""
+    processes = cluster.processes_of(account).items()
+    return [pid for pid, command in processes if "distributed.cli.dask_worker" in command]
 
 
 # --- 4. a user without a cluster account gets a page, and no job --------------------------------

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import REPO_ROOT as REPO
+from tests.support.hubprocess import JupyterHubProcess
 
 SUBNET = "10.250.93"
 HOST_IP, NODE2_IP = f"{SUBNET}.1", f"{SUBNET}.2"
@@ -88,6 +89,14 @@ class SlurmCluster:
     @property
     def homes(self) -> Path:
         return self.root / "home"
+
+    @property
+    def binds(self) -> list[str]:
+        """What ch-run binds into a job's container so that Slurm's commands work there
+        (``JUPYTERHUB_SLURM_BINDS``): this cluster's slurm.conf (``SLURM_CONF``) and munge
+        socket are under ``root``, in /var/tmp, which the image has (a site's are in /etc/slurm
+        and /run/munge, the default)."""
+        return [str(self.root.parent)]
 
     # --- set-up ------------------------------------------------------------------------------
     def start(self):
@@ -358,8 +367,10 @@ HUB_VENV_CACHE = Path("/var/tmp/openbis-jupyterhub-slurm-hub")  # noqa: S108
 def hub_venv() -> Path:
     """The hub's install as deploy/slurm/README.md has admins make it: a venv of the system's
     Python with ``pip install -e '.[slurm]'`` (editable: the checkout's code), readable by the
-    hub's user; kept per pyproject.toml."""
-    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    hub's user; kept per checkout and pyproject.toml (an editable install runs the code of the
+    checkout that made it: another worktree's must not be reused)."""
+    key = hashlib.sha256(str(REPO).encode() + (REPO / "pyproject.toml").read_bytes())
+    key = key.hexdigest()[:12]
     venv = HUB_VENV_CACHE / key
     if not (venv / ".complete").exists():
         HUB_VENV_CACHE.mkdir(mode=0o755, exist_ok=True)
@@ -368,3 +379,32 @@ def hub_venv() -> Path:
         run(str(venv / "bin" / "pip"), "install", "-q", "-e", f"{REPO}[slurm]", timeout=900)
         (venv / ".complete").touch()
     return venv / "bin"
+
+
+def start_slurm_hub(cluster, double, image_dir, **settings):
+    """The hub of deploy/slurm/README.md, as the cluster's hub user from ``hub_venv()``,
+    spawning on ``cluster`` (hub/jupyterhub_config.py unchanged, JUPYTERHUB_SPAWNER=slurm);
+    ``settings`` add to or replace the ones here. Returns the started JupyterHubProcess."""
+    workdir = cluster.root / "hub"  # the hub user's home, theirs only
+    venv_bin = hub_venv()
+    env = {
+        "HOME": str(workdir),
+        "PATH": f"{venv_bin}:{os.environ['PATH']}",
+        "SLURM_CONF": str(cluster.conf),
+        "JUPYTERHUB_SPAWNER": "slurm",
+        "JUPYTERHUB_SLURM_IMAGE": str(image_dir),
+        "JUPYTERHUB_SLURM_BINDS": ",".join(cluster.binds),
+        # user servers on the compute nodes reach the hub's API at its cluster address
+        "JUPYTERHUB_HUB_IP": HOST_IP,
+        "JUPYTERHUB_HUB_CONNECT_IP": HOST_IP,
+        **settings,
+    }
+    return JupyterHubProcess(
+        workdir,
+        double.url,
+        double.ca_file,
+        local_spawner=False,
+        user=cluster.hub_user,
+        venv_bin=venv_bin,
+        **env,
+    ).start()

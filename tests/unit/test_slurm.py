@@ -4,8 +4,10 @@ The tripwires: what we take from batchspawner (pinned in pyproject.toml) is chec
 batchspawner itself, so an upgrade that moves it fails here first.
 """
 
+import ast
 import http.server
 import json
+import shlex
 import subprocess
 import sys
 import threading
@@ -171,7 +173,10 @@ def test_the_job_script_runs_the_image_with_charliecloud_and_defaults(monkeypatc
     assert "#SBATCH --cpus-per-task=1\n" in script
     assert "#SBATCH --output=/root/.jupyterhub-slurm-%j.log" in script
     assert "--gres" not in script
-    assert "exec srun --export=ALL ch-run --home --set-env --set-env=HOME=/home/root" in script
+    assert (
+        "exec srun --export=ALL ch-run --home --no-passwd --bind=/etc/passwd --bind=/etc/group "
+        "--bind=/etc/slurm --bind=/run/munge --set-env --set-env=HOME=/home/root"
+    ) in script
     assert " /cluster/images/singleuser -- start-singleuser.sh" in script
     assert "server-token" not in script
     assert spawner.get_env()["SLURM_UMASK"] == "0077"
@@ -197,3 +202,40 @@ def test_the_form_is_skipped_on_links_and_checks_the_limits(monkeypatch, tmp_pat
     # the REST API passes user_options unchecked: what would reach the job script is refused
     with pytest.raises(web.HTTPError, match="unknown options: options"):
         spawner.checked_options({"options": "--partition=gpu --gres=gpu:8"})
+
+
+# --- the cluster from the notebook -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("binds", "expected"),
+    [
+        (None, ["/etc/slurm", "/run/munge"]),
+        ("none", []),
+        ("/cluster/slurm:/etc/slurm, /var/run/munge:/run/munge", ["/cluster/slurm:/etc/slurm",
+                                                                  "/var/run/munge:/run/munge"]),
+    ],
+)  # fmt: skip
+def test_the_container_binds_the_clusters_slurm_setup(monkeypatch, tmp_path, binds, expected):
+    env = {"JUPYTERHUB_SLURM_BINDS": binds} if binds is not None else {}
+    spawner = spawner_for(monkeypatch, tmp_path, account_map="JDoe root\n", **env)
+    assert spawner.container_binds == expected
+    container = spawner.container()
+    assert [a for a in container if a.startswith("--bind=")] == [
+        "--bind=/etc/passwd", "--bind=/etc/group", *(f"--bind={b}" for b in expected)
+    ]  # fmt: skip
+    assert "--no-passwd" in container
+    assert container[-2:] == ["/cluster/images/singleuser", "--"]
+
+
+def test_dask_in_the_notebook_starts_workers_in_the_same_container(monkeypatch, tmp_path):
+    spawner = spawner_for(monkeypatch, tmp_path, account_map="JDoe root\n")
+    env = spawner.get_env()
+    # the worker's job runs on the node, outside the container: the account's home there
+    python = shlex.split(env["DASK_JOBQUEUE__SLURM__PYTHON"])
+    assert python == ["env", "HOME=/root", *spawner.container(), "python"]
+    assert ast.literal_eval(env["DASK_JOBQUEUE__SLURM__JOB_EXTRA_DIRECTIVES"]) == ["--chdir=/root"]
+    # Dask formats the link with the environment and the dashboard's port
+    link = env["DASK_DISTRIBUTED__DASHBOARD__LINK"].format(
+        JUPYTERHUB_SERVICE_PREFIX=env["JUPYTERHUB_SERVICE_PREFIX"], port=8787
+    )
+    assert link == "/user/JDoe/proxy/8787/status"
+    assert not any("server-token" in v for k, v in env.items() if k.startswith("DASK_"))

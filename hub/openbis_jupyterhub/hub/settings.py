@@ -170,6 +170,10 @@ SETTINGS = [
     Setting("JUPYTERHUB_SLURM_HOURS", 8.0, parse=float),  # the walltime of a one-click start
     # seconds between looks at each running job: how soon an ended job is noticed
     Setting("JUPYTERHUB_SLURM_POLL_INTERVAL", 10, parse=int),
+    # host paths bound into the server's container (SRC or SRC:DST, comma-separated; "none":
+    # nothing) so that sbatch, squeue and Dask's SLURMCluster work from the notebook: the
+    # cluster's Slurm configuration and munge socket; unset: /etc/slurm,/run/munge (slurm.py)
+    Setting("JUPYTERHUB_SLURM_BINDS", parse=comma_list),
 ]
 
 

@@ -28,6 +28,12 @@ its own and submits one batch job per user server, as the user's cluster account
   Slurm's reason and the job's place in its partition's queue. A job that ended (walltime,
   ``scancel``) is noticed at the next poll (``Spawner.poll_interval``), and the next link
   starts a new one.
+- **The cluster from the notebook.** ``ch-run`` binds the node's Slurm configuration and
+  munge socket into the container (``container_binds``; the image has Debian's Slurm client),
+  so ``sbatch`` and ``squeue`` in a notebook or terminal submit as the account. Dask's
+  configuration comes in the job's environment (``dask_env``): ``SLURMCluster(cores=1,
+  memory="1GB")`` starts its workers as the account's jobs running the same image, and the
+  dashboard link opens through the user's server (jupyter-server-proxy).
 """
 
 import asyncio
@@ -42,7 +48,7 @@ from batchspawner import SlurmSpawner
 from batchspawner.api import BatchSpawnerAPIHandler
 from jupyterhub.apihandlers import default_handlers
 from tornado import web
-from traitlets import Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from .settings import SettingError
 
@@ -162,6 +168,25 @@ class OpenBISSlurmSpawner(SlurmSpawner):
     # the checked user_options of the current start (checked_options)
     slurm_request = Dict()
 
+    container_binds = List(
+        Unicode(),
+        ["/etc/slurm", "/run/munge"],
+        config=True,
+        help="""Host paths bound into the server's container (``ch-run -b SRC[:DST]``): the
+        node's Slurm configuration and munge socket, so that ``sbatch``, ``squeue`` and Dask's
+        ``SLURMCluster`` work from the notebook. Every SRC must exist on every compute node and
+        every DST in the image (the single-user image has /etc/slurm and /run/munge).""",
+    )
+
+    node_accounts = Bool(
+        True,
+        config=True,
+        help="""The container sees the node's /etc/passwd and /etc/group (``ch-run --no-passwd
+        -b /etc/passwd -b /etc/group``): Slurm's commands must resolve ``SlurmUser`` and
+        show users' names. False: ch-run's own files, which hold the account only (then
+        ``sbatch`` and ``squeue`` fail on a slurm.conf naming a SlurmUser).""",
+    )
+
     pending_poll_interval = Float(
         1, config=True, help="Seconds between looks at a waiting job for the progress page."
     )
@@ -212,6 +237,7 @@ class OpenBISSlurmSpawner(SlurmSpawner):
         env = super().get_env()
         # the job's log file and anything slurmstepd creates: the account's only
         env["SLURM_UMASK"] = "0077"
+        env.update(self.dask_env())
         return env
 
     # --- the server in the job ---------------------------------------------------------------
@@ -219,16 +245,38 @@ class OpenBISSlurmSpawner(SlurmSpawner):
     def guest_home(self) -> str:
         return GUEST_HOME.format(account=self.account)
 
-    def cmd_formatted_for_batch(self):
-        """``ch-run`` with the image's environment, the account's home, then the image's start
-        script with the server's arguments (quoted for the job's shell)."""
+    def container(self) -> list[str]:
+        """``ch-run`` with the image's environment, the account's home and the cluster's
+        Slurm binds, up to ``--``: the server's job and the Dask workers' jobs."""
         ca_bundle = f"{self.guest_home}/.pybis/ca-bundle.pem"  # the image's hooks write it
-        container = [
-            "ch-run", "--home", "--set-env", f"--set-env=HOME={self.guest_home}",
+        binds = [f"--bind={bind}" for bind in self.container_binds]
+        if self.node_accounts:
+            binds = ["--no-passwd", "--bind=/etc/passwd", "--bind=/etc/group", *binds]
+        return [
+            "ch-run", "--home", *binds, "--set-env", f"--set-env=HOME={self.guest_home}",
             f"--set-env=REQUESTS_CA_BUNDLE={ca_bundle}", f"--set-env=SSL_CERT_FILE={ca_bundle}",
             "--cd", self.guest_home, self.image_dir, "--",
         ]  # fmt: skip
-        return shlex.join([*container, *self.cmd, *self.get_args()])
+
+    def cmd_formatted_for_batch(self):
+        """The container, then the image's start script with the server's arguments (quoted
+        for the job's shell)."""
+        return shlex.join([*self.container(), *self.cmd, *self.get_args()])
+
+    def dask_env(self) -> dict[str, str]:
+        """Dask's configuration for the notebook (``DASK_*``, read at ``import dask``):
+        ``SLURMCluster``'s workers run ``python`` in the same container as the server, start in
+        the account's home on the node (the container's home path may not exist there), and
+        the dashboard link goes through the user's server (jupyter-server-proxy)."""
+        home = self.account_entry().pw_dir
+        # the worker's job inherits the notebook's HOME (the container's path); ch-run --home
+        # mounts the node's
+        python = ["env", f"HOME={home}", *self.container(), "python"]
+        return {
+            "DASK_JOBQUEUE__SLURM__PYTHON": shlex.join(python),
+            "DASK_JOBQUEUE__SLURM__JOB_EXTRA_DIRECTIVES": json.dumps([f"--chdir={home}"]),
+            "DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status",
+        }
 
     def get_args(self):
         # the image's configuration names jovyan's home as the server's root (other spawners
@@ -418,3 +466,6 @@ def configure(c, settings: Mapping[str, object]) -> None:
     c.Spawner.poll_interval = settings["JUPYTERHUB_SLURM_POLL_INTERVAL"]
     # Slurm's client finds a non-default slurm.conf by SLURM_CONF, also through sudo -E
     c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "SLURM_CONF"]
+    if settings["JUPYTERHUB_SLURM_BINDS"] is not None:
+        binds = settings["JUPYTERHUB_SLURM_BINDS"]
+        c.OpenBISSlurmSpawner.container_binds = [] if binds == ["none"] else binds
