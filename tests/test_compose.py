@@ -352,10 +352,9 @@ class Watched:
             self.network.aborted.append("kernel websocket")
 
     def has_kernel_of(self, stack, token, path):
-        """The page is connected to a kernel of JDoe's notebook at ``path``: JupyterLab's
-        execution indicator says idle already before, and a Run All then runs nothing (the
-        prompts stay empty). JupyterLab may start a session of its own for the notebook beside
-        the one the server started, so any of the notebook's kernels."""
+        """The page is connected to the kernel of JDoe's notebook at ``path`` (its session's):
+        JupyterLab's execution indicator says idle already before, and a Run All then runs
+        nothing (the prompts stay empty)."""
         if not self.kernels:
             return False
         return any(kernel in self.kernels for kernel, _ in kernels_of(stack, token, "JDoe", path))
@@ -478,8 +477,14 @@ def test_widgets_saved_from_the_panel_show_in_the_html(compose_stack, admin_toke
             verify=stack.ca_file, timeout=60,
         )  # fmt: skip
         assert answer.status_code in (200, 201), answer.text
-    # its kernel started as the ELN's notebooks have theirs
-    session = {"path": path, "type": "notebook", "kernel": {"name": "python3"}}
+    # its kernel started as the ELN's notebooks have theirs, the session named as JupyterLab
+    # names its own (for a session without a name, JupyterLab started a second one beside it)
+    session = {
+        "path": path,
+        "name": "slider.ipynb",
+        "type": "notebook",
+        "kernel": {"name": "python3"},
+    }
     answer = requests.post(
         f"{stack.url}/user/JDoe/api/sessions", json=session, headers=headers,
         verify=stack.ca_file, timeout=60,
@@ -499,6 +504,7 @@ def test_widgets_saved_from_the_panel_show_in_the_html(compose_stack, admin_toke
 
     try:
         watched.load(link, ready)
+        assert len(kernels_of(stack, admin_token, "JDoe", path)) == 1  # the page joined it
         slider = page.locator(".widget-slider", has_text="Seven")
         assert watched.run_all_until(slider.is_visible, ready, timeout=60)
         slider.locator(".widget-readout").fill("9")

@@ -47,7 +47,7 @@ class NetworkChanges:
         under way already); returns once ``ready()``, reloading when a load was aborted."""
         deadline = time.monotonic() + timeout / 1000
         reloads = 0
-        first = True
+        first, after_abort = True, False
         while time.monotonic() < deadline:
             if not first:
                 self.aborted.clear()
@@ -57,10 +57,12 @@ class NetworkChanges:
                 if "ERR_NETWORK_CHANGED" not in str(e):
                     # or Chromium's error page took the tab first ("interrupted by another
                     # navigation to chrome-error://"): then the failed request says why, or
-                    # else the error page itself (its error code)
+                    # else the error page itself (its error code). Right after a reload it
+                    # can also be the error page of the load aborted before, still coming
+                    # (seen: no new failed request, the tab still at the reload's address).
                     page.wait_for_timeout(500)
                     if "chrome-error://" not in str(e) or not (
-                        self.aborted or "ERR_NETWORK_CHANGED" in error_page(page)
+                        after_abort or self.aborted or "ERR_NETWORK_CHANGED" in error_page(page)
                     ):
                         raise
                 self.aborted.append(page.url)
@@ -73,7 +75,8 @@ class NetworkChanges:
                         )
                     return page
                 page.wait_for_timeout(200)
-            reloads += bool(self.aborted)
+            after_abort = bool(self.aborted)
+            reloads += after_abort
         raise AssertionError(
             f"the page was not ready within {timeout / 1000} s ({reloads} reloads after "
             f"ERR_NETWORK_CHANGED, last aborted: {self.aborted[:3]})"
